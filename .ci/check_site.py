@@ -1,0 +1,341 @@
+"""Real-browser check of the built Jupyter Book site.
+
+Serves the built HTML on 127.0.0.1, opens every page of the table of contents in the
+system's headless Chromium (driven by Playwright, which downloads no browser here) and checks:
+
+* no JavaScript errors (uncaught exceptions and console errors);
+* every <img> loaded (naturalWidth > 0);
+* display and inline maths typeset by MathJax, with no raw TeX delimiters left;
+* the Colab launch link of a page built from an .ipynb opens that notebook in the repository;
+* every ipywidgets output has a static fallback: a loaded <img> and the words "Static view"
+  in the outputs of the same code cell or of the next code cell.
+
+The CDNs are unreachable in CI, so requests for jsDelivr/cdnjs files are answered from npm
+packages (mathjax, @jupyter-widgets/html-manager, requirejs); every other outside request is
+blocked and listed. A full-page screenshot of each page and report.json go to --out.
+
+Usage: python .ci/check_site.py --site _build/html --node-modules NODE/node_modules --out ci-artifacts
+Exit status: 0 all pages pass, 1 some page failed, 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import mimetypes
+import re
+import sys
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+from playwright.sync_api import Page, Request, Route, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# The widget convention (see .ci/README-browser.md): myst-nb gives a cell tagged T the class tag_T.
+EXPLORER_TAG_CLASS = "tag_latent-explorer"
+STATIC_MARK = "Static view"
+# A CDN URL that names an npm package: jsDelivr's /npm/<pkg>@<version>/<file> ...
+JSDELIVR = re.compile(r"^https://cdn\.jsdelivr\.net/npm/((?:@[^/@]+/)?[^/@]+)(?:@[^/]*)?/(.+)$")
+# ... and cdnjs's RequireJS, which myst-nb loads for the widget manager.
+CDNJS_REQUIRE = re.compile(r"^https://cdnjs\.cloudflare\.com/ajax/libs/require\.js/[^/]+/require(\.min)?\.js$")
+for _ext, _type in {".woff": "font/woff", ".woff2": "font/woff2", ".otf": "font/otf", ".ttf": "font/ttf"}.items():
+    mimetypes.add_type(_type, _ext)
+
+
+@dataclass
+class PageResult:
+    """What the check saw on one page; `failures` empty means the page passed."""
+    page: str
+    url: str
+    failures: list[str] = field(default_factory=list)
+    substituted: list[str] = field(default_factory=list)   # CDN URLs answered from node_modules
+    blocked: list[str] = field(default_factory=list)       # "<type> <url>" of blocked outside requests
+    ignored: list[str] = field(default_factory=list)       # failures of known upstream bugs, with the reason
+    counts: dict[str, int] = field(default_factory=dict)
+    screenshot: str = ""
+
+
+def toc_pages(toc_path: Path) -> list[str]:
+    """Return the docnames of _toc.yml (root first, then entries in order), extensions dropped."""
+    if not toc_path.is_file():
+        raise ValueError(f"table of contents not found: {toc_path}")
+    toc = yaml.safe_load(toc_path.read_text())
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise ValueError(f"{toc_path} has no 'root' entry; is it a Jupyter Book _toc.yml?")
+    pages: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if "glob" in node:
+                raise ValueError(f"{toc_path}: 'glob' entries are not supported by this check: {node}")
+            if "file" in node:
+                pages.append(re.sub(r"\.(md|ipynb|rst)$", "", str(node["file"])))
+            for key in ("parts", "chapters", "sections"):
+                walk(node.get(key))
+
+    walk([{"file": toc["root"]}, toc])
+    return pages
+
+
+def colab_prefix(config_path: Path) -> str | None:
+    """Colab URL prefix for notebooks of this book from _config.yml, e.g.
+    https://colab.research.google.com/github/ORG/REPO/blob/main/ ; None without Colab buttons."""
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    colab = ((config or {}).get("launch_buttons") or {}).get("colab_url")
+    repo = (config or {}).get("repository") or {}
+    if not colab or not repo.get("url"):
+        return None
+    github = re.match(r"^https://github\.com/([^/]+/[^/]+?)/?$", repo["url"])
+    if not github:
+        raise ValueError(f"{config_path}: repository.url is not a GitHub repository: {repo['url']}")
+    book_path = str(repo.get("path_to_book") or "").strip("/")
+    return f"{colab.rstrip('/')}/github/{github.group(1)}/blob/{repo.get('branch', 'main')}/" + (
+        f"{book_path}/" if book_path else "")
+
+
+def serve(site: Path) -> ThreadingHTTPServer:
+    """Serve `site` on a free port of 127.0.0.1 from a daemon thread; returns the server."""
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep the check's output readable
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def local_copy(url: str, node_modules: Path) -> Path | None:
+    """The file in node_modules that stands in for a CDN URL, or None when there is none."""
+    url = url.split("?")[0].split("#")[0]
+    if CDNJS_REQUIRE.match(url):
+        candidate = node_modules / "requirejs" / "require.js"
+    elif m := JSDELIVR.match(url):
+        candidate = node_modules / m.group(1) / m.group(2)
+    else:
+        return None
+    return candidate if ".." not in candidate.parts and candidate.is_file() else None
+
+
+def route_handler(result: PageResult, origin: str, node_modules: Path):
+    """A Playwright route handler: site requests go through, CDN files come from node_modules,
+    anything else outside is aborted and recorded in `result`."""
+    def handle(route: Route, request: Request) -> None:
+        url = request.url
+        if url.startswith(origin) or not url.startswith(("http:", "https:")):
+            route.continue_()
+            return
+        path = local_copy(url, node_modules)
+        if path is None:
+            result.blocked.append(f"{request.resource_type} {url}")
+            route.abort("blockedbyclient")
+            return
+        result.substituted.append(url)
+        route.fulfill(status=200, body=path.read_bytes(), headers={
+            "Content-Type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            "Access-Control-Allow-Origin": "*"})  # the site's <script crossorigin> needs CORS
+    return handle
+
+
+# Runs in the page: waits for images and MathJax, then describes what it found.
+INSPECT_JS = r"""async ([tagClass, mark]) => {
+  const imgs = [...document.images];
+  imgs.forEach(i => { i.loading = 'eager'; });
+  await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  const out = {images: imgs.map(i => ({src: i.getAttribute('src'), ok: i.naturalWidth > 0})),
+               maths: [], mathjax: null, colab: [], widgets: []};
+  const maths = [...document.querySelectorAll('.math')];
+  if (maths.length) {
+    const start = Date.now();
+    while (!(window.MathJax && MathJax.startup && MathJax.startup.promise) && Date.now() - start < 20000)
+      await new Promise(r => setTimeout(r, 100));
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+      try { await MathJax.startup.promise; out.mathjax = 'ok'; } catch (e) { out.mathjax = 'error: ' + e; }
+    } else out.mathjax = 'MathJax did not load';
+    for (const m of maths) {
+      const raw = m.cloneNode(true);
+      raw.querySelectorAll('mjx-container').forEach(c => c.remove());
+      out.maths.push({typeset: !!m.querySelector('mjx-container'), error: !!m.querySelector('mjx-merror'),
+                      raw: /\\\[|\\\(|\$\$/.test(raw.textContent), text: m.textContent.trim().slice(0, 60)});
+    }
+  }
+  out.colab = [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map(a => a.href);
+  // Widget models from the embedded state, to tell an explorer (it has a slider) from,
+  // say, a tqdm progress bar; views refer to their children as "IPY_MODEL_<id>".
+  const models = {};
+  document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').forEach(s => {
+    try { Object.assign(models, JSON.parse(s.textContent).state || {}); } catch (e) {} });
+  const hasSlider = (id, seen) => {
+    if (seen.has(id) || !models[id]) return false;
+    seen.add(id);
+    if (/Slider/.test(models[id].model_name || '')) return true;
+    return (JSON.stringify(models[id].state || {}).match(/IPY_MODEL_\w+/g) || [])
+      .some(ref => hasSlider(ref.slice('IPY_MODEL_'.length), seen));
+  };
+  const cells = [...document.querySelectorAll('div.cell')];
+  const fallback = c => !!c && [...c.querySelectorAll('.cell_output')].some(o =>
+      o.textContent.includes(mark) && [...o.querySelectorAll('img')].some(i => i.naturalWidth > 0));
+  cells.forEach((c, k) => {
+    const views = [...c.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
+    const widget = views.length > 0 || !!c.querySelector('.jupyter-widgets');
+    const slider = views.some(v => { try { return hasSlider(JSON.parse(v.textContent).model_id, new Set()); }
+                                     catch (e) { return false; } });
+    const tagged = c.classList.contains(tagClass);
+    if (tagged || widget)
+      out.widgets.push({cell: k + 1, tagged, widget, explorer: tagged || slider,
+                        fallback: fallback(c) || fallback(cells[k + 1])});
+  });
+  return out;
+}"""
+
+
+def known_upstream(url: str) -> str | None:
+    """Why a failed same-site request is a known upstream bug and not this book's, or None."""
+    if re.search(r"/@jupyter-widgets/([\w.-]+/)*[0-9a-f]{16,}\.(woff2?|ttf|eot|svg)$", url.split("?")[0]):
+        return ("ipywidgets issue 3658: embedded widgets look for their Font Awesome files next to "
+                "the page; only icons inside widgets are affected")
+    return None
+
+
+def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None, is_notebook: bool,
+               result: PageResult) -> None:
+    """Load one page, run every check on it and save its screenshot; failures go to `result`."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"JavaScript error: {exc}"))
+    # Network failures are checked below from the requests themselves, so the console's
+    # generic "Failed to load resource" lines (which name no file) are not counted twice.
+    page.on("console", lambda msg: msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            and errors.append(f"console error: {msg.text}"))
+
+    def site_file_failed(what: str, req_url: str) -> None:
+        reason = known_upstream(req_url)
+        if reason:
+            result.ignored.append(f"{what}: {req_url} ({reason})")
+        else:
+            errors.append(f"{what}: {req_url}")
+
+    page.on("response", lambda r: r.url.startswith(origin) and r.status >= 400
+            and site_file_failed(f"HTTP {r.status} for a site file", r.url))
+    page.on("requestfailed", lambda r: r.url.startswith(origin)
+            and site_file_failed(f"request failed ({r.failure})", r.url))
+    response = page.goto(result.url, wait_until="load", timeout=60_000)
+    if response is None or response.status != 200:
+        result.failures.append(f"page did not load (HTTP {response.status if response else 'no response'})")
+        return
+    found = page.evaluate(INSPECT_JS, [EXPLORER_TAG_CLASS, STATIC_MARK])
+    result.failures += [f"blocked outside {b} (the page needs it)" for b in result.blocked
+                        if b.split(" ", 1)[0] in ("script", "stylesheet")]
+    result.failures += [f"image did not load: {i['src']}" for i in found["images"] if not i["ok"]]
+    bad_maths = [m for m in found["maths"] if not m["typeset"] or m["raw"] or m["error"]]
+    if bad_maths:
+        result.failures.append(f"maths not typeset ({found['mathjax']}): {len(bad_maths)} of "
+                               f"{len(found['maths'])} math elements, first: {bad_maths[0]['text']!r}")
+    if is_notebook and colab:
+        expected = f"{colab}{name}.ipynb"
+        if expected not in found["colab"]:
+            result.failures.append(f"Colab launch link should be {expected}; page has {found['colab'] or 'none'}")
+    for w in (w for w in found["widgets"] if w["explorer"]):
+        if not w["widget"]:
+            result.failures.append(f"code cell {w['cell']} is tagged latent-explorer but shows no widget")
+        if not w["fallback"]:
+            result.failures.append(f"explorer in code cell {w['cell']} has no static fallback: no output with "
+                                   f"'{STATIC_MARK}' and a loaded image in that cell or the next one")
+    result.counts = {"images": len(found["images"]), "maths": len(found["maths"]),
+                     "explorers": sum(w["explorer"] for w in found["widgets"]),
+                     "other widget cells": sum(not w["explorer"] for w in found["widgets"])}
+    shot = out / "screenshots" / f"{name}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    result.screenshot = str(shot)
+    page.wait_for_timeout(500)  # let late requests and errors (fonts, deferred scripts) arrive
+    result.failures[:0] = errors
+
+
+def check_site(site: Path, node_modules: Path, out: Path, toc: Path, config: Path) -> list[PageResult]:
+    """Check every page of the table of contents; returns one result per page."""
+    pages = toc_pages(toc)
+    colab = colab_prefix(config)
+    server = serve(site)
+    origin = f"http://127.0.0.1:{server.server_address[1]}/"
+    results: list[PageResult] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="check-site-profile-") as profile, sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 900})
+            for name in pages:
+                result = PageResult(page=name, url=f"{origin}{name}.html")
+                results.append(result)
+                if not (site / f"{name}.html").is_file():
+                    result.failures.append(f"{name}.html is missing from {site}")
+                    continue
+                page = context.new_page()
+                page.route("**/*", route_handler(result, origin, node_modules))
+                try:
+                    check_page(page, name, origin, out, colab, (toc.parent / f"{name}.ipynb").is_file(), result)
+                except Exception as exc:  # a timeout or crash on one page must not hide the others
+                    result.failures.append(f"check crashed: {type(exc).__name__}: {exc}")
+                finally:
+                    page.close()
+            context.close()
+    finally:
+        server.shutdown()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the check, print a per-page summary and write report.json."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--site", type=Path, required=True, help="built HTML, e.g. _build/html")
+    parser.add_argument("--node-modules", type=Path, required=True,
+                        help="node_modules holding mathjax, @jupyter-widgets/html-manager and requirejs")
+    parser.add_argument("--out", type=Path, required=True, help="folder for screenshots/ and report.json")
+    parser.add_argument("--toc", type=Path, default=Path("_toc.yml"), help="the book's _toc.yml")
+    parser.add_argument("--config", type=Path, help="the book's _config.yml (default: next to --toc)")
+    args = parser.parse_args(argv)
+    config = args.config or args.toc.parent / "_config.yml"
+    try:
+        if not (args.site / "index.html").is_file():
+            raise ValueError(f"--site {args.site} has no index.html; build the book first")
+        if not args.node_modules.is_dir():
+            raise ValueError(f"--node-modules {args.node_modules} is not a directory")
+        if not Path(CHROMIUM).is_file():
+            raise ValueError(f"{CHROMIUM} not found; install Debian's chromium package")
+        for package in ("mathjax", "@jupyter-widgets/html-manager", "requirejs"):
+            if not (args.node_modules / package).is_dir():
+                print(f"warning: {package} is not in {args.node_modules}; pages that need it will fail")
+        results = check_site(args.site.resolve(), args.node_modules.resolve(), args.out, args.toc, config)
+    except ValueError as exc:
+        print(f"check_site: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = [r for r in results if r.failures]
+    (args.out / "report.json").write_text(json.dumps(
+        {"passed": not failed, "pages": [asdict(r) for r in results]}, indent=2))
+    for r in results:
+        print(f"{'FAIL' if r.failures else 'ok  '} {r.page}  {r.counts}")
+        for f in r.failures:
+            print(f"       - {f}")
+        for b in r.blocked:
+            print(f"       blocked: {b}")
+        if r.ignored:
+            print(f"       ignored {len(r.ignored)} known upstream failure(s), e.g. {r.ignored[0]}")
+    substituted = sorted({u for r in results for u in r.substituted})
+    print(f"CDN files served from {args.node_modules}: {len(substituted)} distinct URLs")
+    for u in substituted[:10]:
+        print(f"       {u}")
+    print(f"{len(results) - len(failed)}/{len(results)} pages passed; report: {args.out / 'report.json'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

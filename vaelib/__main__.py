@@ -1,0 +1,173 @@
+"""Command line: `python -m vaelib list|train|evaluate|sample`, for training outside notebooks.
+
+    python -m vaelib list
+    python -m vaelib train NAME [--profile P] [--out DIR] [--device D] [--seed S]
+    python -m vaelib evaluate NAME [--profile P] [--out DIR] [--iw-samples K] [--images N]
+    python -m vaelib sample NAME [--n N] [--png FILE]
+
+`train` writes DIR/NAME/checkpoint.pt and DIR/NAME/metrics.json; `evaluate` prints
+metrics as JSON (nats per image) and adds them to DIR/NAME/metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import CheckpointError
+from .data import DataSourceError
+from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_profile
+from .train import TrainingDiverged
+
+
+def _write_metrics(path: Path, update: dict) -> dict:
+    """Merge `update` into the JSON file at `path` (atomically) and return the result."""
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics.update(update)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    os.replace(tmp, path)
+    return metrics
+
+
+def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
+    return {
+        "command": "python -m vaelib " + " ".join(sys.argv[1:]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "vaelib": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    width = max(map(len, EXPERIMENTS))
+    for name, exp in sorted(EXPERIMENTS.items()):
+        print(f"{name:<{width}}  {exp.description}")
+    print("\nprofiles: " + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    began = time.perf_counter()
+    run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed, retrain=args.retrain)
+    h = run.history
+    device = next(run.model.parameters()).device
+    metrics = {
+        "name": args.name,
+        "profile": run.profile.name,
+        "epochs": h.epoch[-1],
+        "train_loss": h.train_loss[-1],
+        "test_neg_elbo_during_training": h.test_neg_elbo[-1],
+        "train_seconds": sum(h.seconds),
+        "wall_seconds": time.perf_counter() - began,
+        "train": _provenance(args, device),
+    }
+    _write_metrics(run.checkpoint.parent / "metrics.json", metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .evaluate import active_units, dataset_elbo, iw_log_likelihood
+
+    run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed)
+    profile = run.profile
+    test = load_dataset(run.experiment.dataset, split="classic").test.images
+    k = args.iw_samples or profile.iw_samples
+    n_iw = args.images or profile.iw_images
+    elbo = dataset_elbo(run.model, test)
+    ll = iw_log_likelihood(run.model, test[:n_iw], k, progress=not args.quiet)
+    device = next(run.model.parameters()).device
+    metrics = {
+        "name": args.name,
+        "profile": profile.name,
+        "test_neg_elbo": elbo["neg_elbo"],
+        "test_kl": elbo["kl"],
+        "test_distortion": elbo["distortion"],
+        "test_nll": ll.nll,
+        "test_nll_stderr": ll.stderr,
+        "iw_samples": k,
+        "iw_images": ll.n_images,
+        "active_units": active_units(run.model, test),
+        "evaluate": _provenance(args, device),
+    }
+    _write_metrics(run.checkpoint.parent / "metrics.json", metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .plots import save_image_grid
+
+    run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed)
+    torch.manual_seed(args.seed)
+    images = run.model.sample(args.n).cpu()
+    png = Path(args.png or f"{args.name}-samples.png")
+    save_image_grid(images, png, title=f"{args.name}: {args.n} samples from the prior ({run.profile.name} profile)")
+    print(png)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vaelib", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="named experiments and profiles").set_defaults(func=cmd_list)
+    for name, func, text in (
+        ("train", cmd_train, "train (or load the cached run of) an experiment"),
+        ("evaluate", cmd_evaluate, "test ELBO, KL and importance-weighted NLL"),
+        ("sample", cmd_sample, "a PNG grid of samples from the prior"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name", help="experiment name (see `list`)")
+        p.add_argument("--profile", choices=sorted(PROFILES), default=None, help="default: $VAELIB_PROFILE, else full on GPU / cpu")
+        p.add_argument("--out", default=None, help="runs folder (default: ~/.cache/vaelib/runs/<profile>)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=func)
+        if name == "train":
+            p.add_argument("--retrain", action="store_true", help="ignore a cached checkpoint")
+        if name == "evaluate":
+            p.add_argument("--iw-samples", type=int, default=None, help="k per image (default: the profile's)")
+            p.add_argument("--images", type=int, default=None, help="test images for the IW estimate (default: the profile's)")
+            p.add_argument("--quiet", action="store_true")
+        if name == "sample":
+            p.add_argument("--n", type=int, default=64)
+            p.add_argument("--png", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "name", None) is not None and args.name not in EXPERIMENTS:
+            known = ", ".join(sorted(EXPERIMENTS))
+            raise ValueError(f"unknown experiment {args.name!r}; known: {known}")
+        if getattr(args, "iw_samples", None) is not None and args.iw_samples <= 0:
+            raise ValueError(f"--iw-samples must be positive, got {args.iw_samples}")
+        if getattr(args, "n", None) is not None and args.n <= 0:
+            raise ValueError(f"--n must be positive, got {args.n}")
+        if getattr(args, "profile", None) is not None:
+            resolve_profile(args.profile)
+        return args.func(args)
+    except (ValueError, TypeError, CheckpointError, DataSourceError, TrainingDiverged) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Gaussian and mixture-of-Gaussians maths used by the priors.
+
+Densities that `torch.distributions` already has are taken from there. Three
+things are written out by hand because the book derives them: the closed-form
+KL between diagonal Gaussians, the variational approximation of the KL to a
+mixture (Hershey & Olsen, 2007), and the Monte-Carlo KL estimator that checks it.
+
+Conventions: `mu` and `logvar` are (..., D) tensors, `logvar = log sigma^2`.
+Mixture parameters are `means`, `logvars` of shape (M, D) and `log_weights`
+of shape (M,) (log pi_j, summing to one after exp).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def diagonal_gaussian(mu: Tensor, logvar: Tensor) -> Independent:
+    """N(mu, diag(exp(logvar))) as a `torch.distributions` object over the last dimension."""
+    return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
+
+def gaussian_kl(mu0: Tensor, logvar0: Tensor, mu1: Tensor | float = 0.0, logvar1: Tensor | float = 0.0) -> Tensor:
+    """KL(N(mu0, e^logvar0) || N(mu1, e^logvar1)) for diagonal Gaussians, summed over the last dim.
+
+    With the defaults the second argument is the standard normal N(0, I).
+    """
+    mu1 = torch.as_tensor(mu1, dtype=mu0.dtype, device=mu0.device)
+    logvar1 = torch.as_tensor(logvar1, dtype=mu0.dtype, device=mu0.device)
+    terms = logvar1 - logvar0 + torch.exp(logvar0 - logvar1) + (mu0 - mu1) ** 2 * torch.exp(-logvar1) - 1.0
+    return 0.5 * terms.sum(-1)
+
+
+def pairwise_gaussian_kl(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
+    """KL_j = KL(N(mu_b, .) || N(means_j, .)) for every row b and component j: shape (B, M).
+
+    Expanding the square turns the (B, M, D) broadcast into three (B, D) x (D, M)
+    matrix products, which is what makes 1000 components cheap. Both sides are
+    first shifted by the mean of the component means (the KL is shift invariant)
+    to limit cancellation when means sit far from the origin.
+    """
+    centre = means.mean(0).detach()
+    mu, means = mu - centre, means - centre
+    inv_var = torch.exp(-logvars)  # (M, D)
+    quad = (torch.exp(logvar) + mu**2) @ inv_var.T  # sum_d (s0^2 + mu0^2) / s_j^2
+    cross = mu @ (means * inv_var).T  # sum_d mu0 mu_j / s_j^2
+    per_component = (logvars + means**2 * inv_var).sum(-1)  # (M,)
+    per_row = logvar.sum(-1, keepdim=True)  # (B, 1)
+    dim = mu.shape[-1]
+    return 0.5 * (per_component - per_row + quad - 2.0 * cross - dim)
+
+
+def pairwise_gaussian_kl_broadcast(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
+    """The same (B, M) matrix as `pairwise_gaussian_kl`, by direct (B, M, D) broadcasting.
+
+    Slower and heavier on memory; kept as the readable reference the fast form is tested against.
+    """
+    return gaussian_kl(mu[:, None, :], logvar[:, None, :], means[None], logvars[None])
+
+
+def mixture_kl_approx(
+    mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor, log_weights: Tensor, *, fast: bool = True
+) -> Tensor:
+    """Variational approximation of KL(q || sum_j pi_j p_j): -log sum_j pi_j exp(-KL_j), shape (B,).
+
+    For a Gaussian q this is an upper bound on the true KL (proved in chapter 4), so
+    an ELBO built with it stays a lower bound on log p(x). The log-sum-exp is
+    evaluated stably: KL_min - log sum_j pi_j exp(KL_min - KL_j).
+    """
+    kl = (pairwise_gaussian_kl if fast else pairwise_gaussian_kl_broadcast)(mu, logvar, means, logvars)
+    return -torch.logsumexp(log_weights - kl, dim=-1)
+
+
+def component_log_probs(z: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
+    """log N(z; means_j, diag exp(logvars_j)) for every row of z and every component: shape (N, M).
+
+    Matrix-product form (see `pairwise_gaussian_kl`), centred on the mean of the means.
+    """
+    centre = means.mean(0).detach()
+    z, means = z - centre, means - centre
+    inv_var = torch.exp(-logvars)
+    sq = (z**2) @ inv_var.T - 2.0 * z @ (means * inv_var).T + (means**2 * inv_var).sum(-1)
+    return -0.5 * (z.shape[-1] * LOG_2PI + logvars.sum(-1) + sq)
+
+
+def mixture_log_prob(z: Tensor, means: Tensor, logvars: Tensor, log_weights: Tensor) -> Tensor:
+    """log sum_j pi_j N(z; means_j, diag exp(logvars_j)) for z of shape (..., D); returns (...)."""
+    flat = z.reshape(-1, z.shape[-1])
+    out = torch.logsumexp(log_weights + component_log_probs(flat, means, logvars), dim=-1)
+    return out.reshape(z.shape[:-1])
+
+
+def mixture_distribution(means: Tensor, logvars: Tensor, log_weights: Tensor) -> MixtureSameFamily:
+    """The mixture as a `torch.distributions.MixtureSameFamily` (the independent reference)."""
+    return MixtureSameFamily(Categorical(logits=log_weights), diagonal_gaussian(means, logvars))
+
+
+def monte_carlo_kl(
+    mu: Tensor, logvar: Tensor, log_prob: Callable[[Tensor], Tensor], n_samples: int = 1000
+) -> tuple[Tensor, Tensor]:
+    """Unbiased Monte-Carlo estimate of KL(q || p) = E_q[log q(z) - log p(z)] per row.
+
+    `log_prob` maps (S, B, D) samples to (S, B) log-densities of p. Returns the
+    estimate and its standard error, both of shape (B,).
+    """
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2 to estimate a standard error, got {n_samples}")
+    q = diagonal_gaussian(mu, logvar)
+    z = q.sample((n_samples,))  # (S, B, D)
+    diffs = q.log_prob(z) - log_prob(z)
+    return diffs.mean(0), diffs.std(0) / math.sqrt(n_samples)

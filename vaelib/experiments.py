@@ -1,0 +1,225 @@
+"""Named, versioned experiments and the profiles that say how long to train them.
+
+An `Experiment` fixes the model (prior kind, latent size, components, data set,
+objective); a `Profile` fixes the budget (epochs, data subset, evaluation
+samples). `get_or_train(name, profile)` returns the trained model, loading the
+cached checkpoint when one exists for exactly that experiment, profile, seed
+and `CODE_VERSION`, and training (or resuming) it otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .model import VAE
+from .nets import BernoulliDecoder, GaussianEncoder
+from .priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
+from .train import History, TrainConfig, fit
+
+# Bump when a change alters what training produces, so stale cached checkpoints are retrained.
+CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A training and evaluation budget."""
+
+    name: str
+    description: str
+    epochs: int
+    train_subset: int | None  # None: the whole training split
+    test_subset: int | None
+    iw_samples: int  # k for importance-weighted log-likelihoods
+    iw_images: int | None  # test images used for them (None: all)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("smoke", "seconds per notebook: 2 epochs on 2,000 images (CI and pytest)", 2, 2000, 500, 64, 100),
+        Profile("cpu", "minutes per chapter on a laptop CPU: 20 epochs on all 50,000 images", 20, None, None, 1000, 1000),
+        Profile("full", "the original protocol: 400 epochs, learning rate x0.1 every 100 (use a GPU)", 400, None, None, 5000, None),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One named model of the book. `kind` selects a builder in `MODEL_BUILDERS`."""
+
+    name: str
+    description: str
+    kind: str  # "vae" | "mog" | "fmog" | kinds registered later
+    latent_dim: int
+    n_components: int = 1
+    hidden_dim: int = 400
+    dataset: str = "mnist"
+    objective: str = "elbo"
+    iw_samples: int = 1
+    binarization: str = "dynamic"
+
+    def build(self) -> VAE:
+        """A freshly initialised model for this experiment (seed torch first for reproducibility)."""
+        return MODEL_BUILDERS[self.kind](self)
+
+    def train_config(self, profile: Profile, seed: int = 0) -> TrainConfig:
+        return TrainConfig(
+            epochs=profile.epochs, objective=self.objective, iw_samples=self.iw_samples,
+            binarization=self.binarization, seed=seed,
+        )
+
+    def identity(self, profile: Profile, seed: int = 0) -> dict:
+        """What a checkpoint must match to be reused: experiment, profile, seed and code version."""
+        return {"experiment": asdict(self), "profile": asdict(profile), "seed": seed, "code_version": CODE_VERSION}
+
+
+def _mlp_vae(exp: Experiment, prior) -> VAE:
+    return VAE(
+        GaussianEncoder(784, exp.hidden_dim, exp.latent_dim), BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), prior
+    )
+
+
+MODEL_BUILDERS: dict[str, Callable[[Experiment], VAE]] = {
+    "vae": lambda e: _mlp_vae(e, StandardNormal(e.latent_dim)),
+    "mog": lambda e: _mlp_vae(e, GaussianMixture(e.latent_dim, e.n_components)),
+    "fmog": lambda e: _mlp_vae(e, FactorizedMixture(e.latent_dim, e.n_components)),
+    "vamp": lambda e: _vamp_vae(e),
+}
+
+
+def _vamp_vae(exp: Experiment) -> VAE:
+    encoder = GaussianEncoder(784, exp.hidden_dim, exp.latent_dim)
+    return VAE(encoder, BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), VampPrior(encoder, exp.n_components))
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an experiment to the registry (names are unique)."""
+    if experiment.name in EXPERIMENTS:
+        raise ValueError(f"experiment {experiment.name!r} is already registered")
+    if experiment.kind not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model kind {experiment.kind!r}; known: {sorted(MODEL_BUILDERS)}")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+for _z in (2, 10):
+    register(Experiment(f"vae-z{_z}", f"plain VAE, unit-Gaussian prior, z={_z}", "vae", _z))
+    for _m in (10, 1000):
+        register(Experiment(f"mog-z{_z}-m{_m}", f"mixture-of-Gaussians prior with {_m} learned components, z={_z}", "mog", _z, _m))
+        register(
+            Experiment(
+                f"fmog-z{_z}-m{_m}",
+                f"factorised mixture prior ({_m} components per dimension; the original IndGmm), z={_z}",
+                "fmog", _z, _m,
+            )
+        )
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}") from None
+
+
+def resolve_profile(name: str | None = None) -> Profile:
+    """The named profile, else $VAELIB_PROFILE, else `full` with a GPU and `cpu` without."""
+    name = name or os.environ.get("VAELIB_PROFILE") or ("full" if torch.cuda.is_available() else "cpu")
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"invalid device {device!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but PyTorch sees no CUDA GPU here; use --device cpu")
+    return device
+
+
+def cache_root() -> Path:
+    """Where trained runs live: $VAELIB_CACHE, else ~/.cache/vaelib/runs."""
+    return Path(os.environ.get("VAELIB_CACHE") or Path.home() / ".cache" / "vaelib" / "runs")
+
+
+def run_dir(name: str, profile: Profile, out: str | Path | None = None) -> Path:
+    """`out/NAME` when `out` is given, else `<cache_root>/<profile>/NAME`."""
+    return Path(out) / name if out is not None else cache_root() / profile.name / name
+
+
+@dataclass
+class TrainedModel:
+    """What `get_or_train` returns."""
+
+    model: VAE
+    history: History
+    experiment: Experiment
+    profile: Profile
+    checkpoint: Path
+
+
+def load_data_for(experiment: Experiment, profile: Profile):
+    """The experiment's data set, cut to the profile's subset sizes."""
+    from .data import load_dataset
+
+    data = load_dataset(experiment.dataset, split="classic")
+    return data.train.images[: profile.train_subset], data.test.images[: profile.test_subset]
+
+
+def get_or_train(
+    name: str,
+    profile: str | Profile | None = None,
+    *,
+    out: str | Path | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    retrain: bool = False,
+) -> TrainedModel:
+    """Load the cached run of `name` under `profile`, or train it (resuming a partial run)."""
+    experiment = get_experiment(name)
+    profile = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    device = resolve_device(device)
+    path = run_dir(name, profile, out) / "checkpoint.pt"
+    identity = experiment.identity(profile, seed)
+    config = experiment.train_config(profile, seed)
+    if path.exists() and not retrain:
+        try:
+            state = load_checkpoint(path, expect={"meta": identity, "train_config": asdict(config)})
+            if state["epoch"] >= config.epochs:
+                model = experiment.build()
+                model.load_state_dict(state["model"])
+                return TrainedModel(model.to(device).eval(), History.from_dict(state["history"]), experiment, profile, path)
+        except CheckpointError as exc:
+            warnings.warn(f"ignoring the cached checkpoint and training afresh: {exc}", stacklevel=2)
+            path.unlink()
+    elif retrain and path.exists():
+        path.unlink()
+    torch.manual_seed(seed)
+    model = experiment.build()
+    train_images, test_images = load_data_for(experiment, profile)
+    history = fit(
+        model, train_images, config, test_images=test_images, checkpoint=path, meta=identity,
+        device=device, progress=progress,
+    )
+    return TrainedModel(model.eval(), history, experiment, profile, path)
+
+
+def with_epochs(profile: Profile, epochs: int) -> Profile:
+    """A copy of a profile with another epoch count (for studies of longer training)."""
+    return replace(profile, name=f"{profile.name}-e{epochs}", epochs=epochs)

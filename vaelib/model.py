@@ -1,0 +1,122 @@
+"""The VAE: an encoder q(z|x), a decoder p(x|z) and a prior p(z), with its two bounds.
+
+`elbo` is the training objective (one reparameterised sample, KL from the prior);
+`iw_bound` is the importance-weighted bound of Burda et al. (2016), written out
+because chapter 5 derives it: log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .distributions import diagonal_gaussian
+from .priors import Prior
+
+
+@dataclass
+class ELBO:
+    """Per-example terms: elbo = reconstruction - kl (all shape (B,), nats)."""
+
+    elbo: Tensor
+    reconstruction: Tensor
+    kl: Tensor
+
+
+class VAE(nn.Module):
+    """A VAE from an encoder returning (mu, logvar), a decoder (with `log_likelihood` and `mean`) and a `Prior`."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Prior) -> None:
+        super().__init__()
+        dims = {getattr(encoder, "latent_dim", None), getattr(decoder, "latent_dim", None), prior.latent_dim}
+        if len(dims) != 1:
+            raise ValueError(f"encoder, decoder and prior disagree on the latent size: {sorted(map(str, dims))}")
+        self.encoder, self.decoder, self.prior = encoder, decoder, prior
+        self.latent_dim = prior.latent_dim
+        self.input_dim = encoder.input_dim
+
+    # -- input checks ---------------------------------------------------------------
+    def prepare(self, x: Tensor) -> Tensor:
+        """Flatten images to (B, input_dim) floats, with a clear error for anything else."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected a torch.Tensor of pixels, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(
+                f"expected float pixels in [0, 1], got dtype {x.dtype}; convert uint8 images with "
+                "vaelib.data.binarize_static / binarize_dynamic (binary) or to_unit_float (grey levels)"
+            )
+        if x.dim() < 2 or x[0].numel() != self.input_dim:
+            raise ValueError(
+                f"expected a batch of images with {self.input_dim} pixels each, e.g. shape (B, {self.input_dim}) "
+                f"or (B, 28, 28); got shape {tuple(x.shape)}"
+            )
+        return x.reshape(x.shape[0], self.input_dim)
+
+    def _check_latent(self, z: Tensor) -> Tensor:
+        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != self.latent_dim:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"expected latent codes of shape (N, {self.latent_dim}), got {shape}")
+        return z
+
+    # -- the model --------------------------------------------------------------------
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior parameters (mu, logvar) of q(z|x)."""
+        return self.encoder(self.prepare(x))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Pixel probabilities of p(x|z) for latent codes z of shape (N, latent_dim)."""
+        return self.decoder.mean(self.decoder(self._check_latent(z)))
+
+    def elbo(self, x: Tensor) -> ELBO:
+        """One-sample reparameterised ELBO per example."""
+        x = self.prepare(x)
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        reconstruction = self.decoder.log_likelihood(self.decoder(z), x)
+        kl = self.prior.kl(mu, logvar)
+        return ELBO(reconstruction - kl, reconstruction, kl)
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Mean negative ELBO over the batch: what `fit` minimises."""
+        return -self.elbo(x).elbo.mean()
+
+    def log_weights(self, x: Tensor, k: int) -> Tensor:
+        """log p(x, z_i) - log q(z_i|x) for k posterior samples per example: shape (k, B)."""
+        x = self.prepare(x)
+        mu, logvar = self.encoder(x)
+        q = diagonal_gaussian(mu, logvar)
+        z = q.rsample((k,))  # (k, B, D)
+        log_px_z = self.decoder.log_likelihood(self.decoder(z), x)
+        return log_px_z + self.prior.log_prob(z) - q.log_prob(z)
+
+    def iw_bound(self, x: Tensor, k: int, chunk: int | None = None) -> Tensor:
+        """Importance-weighted lower bound on log p(x) with k samples, per example (B,).
+
+        Samples are drawn `chunk` at a time (default: all at once) and combined by a
+        running log-sum-exp in float64, so memory stays bounded for k in the thousands.
+        """
+        if not isinstance(k, int) or k <= 0:
+            raise ValueError(f"the number of importance samples k must be a positive integer, got {k!r}")
+        chunk = k if chunk is None else chunk
+        if chunk <= 0:
+            raise ValueError(f"chunk must be positive, got {chunk}")
+        total = None
+        for start in range(0, k, chunk):
+            lw = self.log_weights(x, min(chunk, k - start)).double()
+            part = torch.logsumexp(lw, dim=0)
+            total = part if total is None else torch.logaddexp(total, part)
+        return (total - math.log(k)).to(x.dtype if x.is_floating_point() else torch.float32)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """n images drawn by decoding prior samples (pixel probabilities, (n, input_dim))."""
+        return self.decode(self.prior.sample(n))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Decode the posterior mean of each image: what the model keeps of x."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)

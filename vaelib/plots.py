@@ -1,0 +1,117 @@
+"""Figures the chapters share: image grids, latent scatters, decoded manifolds, training curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+from .model import VAE
+from .train import History
+
+DIGIT_COLOURS = matplotlib.colormaps["tab10"]
+
+
+def image_grid(images: Tensor, cols: int | None = None, side: int = 28, pad: int = 1) -> np.ndarray:
+    """Tile (N, side*side) or (N, side, side) images into one array, row by row, with a thin gap."""
+    images = torch.as_tensor(images).detach().float().cpu().reshape(-1, side, side)
+    n = images.shape[0]
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.ones((rows * (side + pad) - pad, cols * (side + pad) - pad), dtype=np.float32)
+    for i, img in enumerate(images.numpy()):
+        r, c = divmod(i, cols)
+        grid[r * (side + pad) : r * (side + pad) + side, c * (side + pad) : c * (side + pad) + side] = img
+    return grid
+
+
+def show_images(images: Tensor, cols: int | None = None, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
+    """Draw an image grid (dark digits on white, like ink) without axes."""
+    ax = ax or plt.gca()
+    ax.imshow(1.0 - image_grid(images, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def save_image_grid(images: Tensor, path: str | Path, cols: int | None = None, title: str | None = None) -> Path:
+    """Write an image grid to a PNG file (used by `python -m vaelib sample`)."""
+    grid = image_grid(images, cols)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40 + 0.5, grid.shape[0] / 40 + 0.8))
+    show_images(images, cols, ax=ax, title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def scatter_by_digit(points: Tensor, labels: Tensor, ax: plt.Axes | None = None, title: str | None = None,
+                     size: float = 2.0, legend: bool = True) -> plt.Axes:
+    """2-d points coloured by their digit class, with a legend of the ten colours."""
+    ax = ax or plt.gca()
+    points, labels = torch.as_tensor(points).cpu().numpy(), torch.as_tensor(labels).cpu().numpy()
+    for digit in range(10):
+        sel = labels == digit
+        ax.scatter(points[sel, 0], points[sel, 1], s=size, color=DIGIT_COLOURS(digit), label=str(digit), alpha=0.6,
+                   rasterized=True)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_aspect("equal", adjustable="datalim")
+    if legend:
+        ax.legend(title="digit", markerscale=4, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+@torch.no_grad()
+def decoded_manifold(model: VAE, lim: float = 3.0, n: int = 15, ax: plt.Axes | None = None,
+                     title: str | None = None, limits: tuple[float, float, float, float] | None = None) -> plt.Axes:
+    """Decode an n x n grid of points of a 2-d latent space (z_2 grows upwards) and tile the images."""
+    if model.latent_dim != 2:
+        raise ValueError(f"the decoded manifold is drawn for 2-d latent spaces; this model has z={model.latent_dim}")
+    x0, x1, y0, y1 = limits or (-lim, lim, -lim, lim)
+    xs, ys = torch.linspace(x0, x1, n), torch.linspace(y1, y0, n)
+    z = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)
+    device = next(model.parameters()).device
+    images = model.decode(z.to(device)).cpu()
+    ax = ax or plt.gca()
+    ax.imshow(1.0 - image_grid(images, n, pad=0), cmap="gray", vmin=0, vmax=1, extent=(x0, x1, y0, y1))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_histories(histories: Mapping[str, History], ax: plt.Axes | None = None, test: bool = True) -> plt.Axes:
+    """Training loss (dashed) and test negative ELBO (solid) per epoch for several runs."""
+    ax = ax or plt.gca()
+    for i, (name, h) in enumerate(histories.items()):
+        colour = f"C{i}"
+        ax.plot(h.epoch, h.train_loss, "--", color=colour, label=f"{name} (train)")
+        if test and not all(map(math.isnan, h.test_neg_elbo)):
+            ax.plot(h.epoch, h.test_neg_elbo, "-", color=colour, label=f"{name} (test)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("negative ELBO (nats per image)")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def figure_grid(n: int, cols: int, size: float = 3.2) -> tuple[plt.Figure, Sequence[plt.Axes]]:
+    """A figure with n panels in rows of `cols`, unused panels removed."""
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    flat = axes.ravel()
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]

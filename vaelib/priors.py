@@ -1,0 +1,208 @@
+"""Priors p(z) behind one interface: `log_prob(z)`, `sample(n)`, `kl(mu, logvar)`.
+
+`kl` is the KL from a diagonal Gaussian posterior q(z|x) = N(mu, diag exp(logvar))
+to the prior: in closed form for the standard normal, and the variational
+approximation (an upper bound, see `vaelib.distributions`) for mixtures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .distributions import gaussian_kl, mixture_kl_approx, mixture_log_prob, pairwise_gaussian_kl
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class Prior(nn.Module):
+    """Base class: a distribution over R^latent_dim with the three methods a VAE needs."""
+
+    kl_is_exact: bool = False
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        _check_positive("latent_dim", latent_dim)
+        self.latent_dim = latent_dim
+
+    def _check_z(self, z: Tensor) -> None:
+        if z.shape[-1] != self.latent_dim:
+            raise ValueError(f"expected latent vectors of size {self.latent_dim}, got shape {tuple(z.shape)}")
+
+    def log_prob(self, z: Tensor) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def sample(self, n: int) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.parameters(), torch.empty(0)).device
+
+
+class StandardNormal(Prior):
+    """p(z) = N(0, I): the prior of the plain VAE. No parameters."""
+
+    kl_is_exact = True
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__(latent_dim)
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # tracks .to(device)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        self._check_z(z)
+        return -0.5 * (z**2 + math.log(2 * math.pi)).sum(-1)
+
+    def sample(self, n: int) -> Tensor:
+        _check_positive("n", n)
+        return torch.randn(n, self.latent_dim, device=self._anchor.device)
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        self._check_z(mu)
+        return gaussian_kl(mu, logvar)
+
+
+class GaussianMixture(Prior):
+    """p(z) = sum_j pi_j N(z; mu_j, diag sigma_j^2) with M learned components.
+
+    Weights are uniform (1/M) as in the original experiments unless
+    `learn_weights=True`. Means start as standard-normal draws so the components
+    begin spread over the region a unit Gaussian prior would occupy.
+    """
+
+    def __init__(self, latent_dim: int, n_components: int, learn_weights: bool = False, init_std: float = 1.0) -> None:
+        super().__init__(latent_dim)
+        _check_positive("n_components", n_components)
+        self.n_components = n_components
+        self.means = nn.Parameter(init_std * torch.randn(n_components, latent_dim))
+        self.logvars = nn.Parameter(torch.zeros(n_components, latent_dim))
+        logits = torch.zeros(n_components)
+        self.logits = nn.Parameter(logits) if learn_weights else None
+        if not learn_weights:
+            self.register_buffer("_fixed_logits", logits)
+
+    @property
+    def log_weights(self) -> Tensor:
+        logits = self.logits if self.logits is not None else self._fixed_logits
+        return torch.log_softmax(logits, dim=0)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        self._check_z(z)
+        return mixture_log_prob(z, self.means, self.logvars, self.log_weights)
+
+    def sample(self, n: int) -> Tensor:
+        """Pick a component for each draw (by the weights), then sample that Gaussian."""
+        _check_positive("n", n)
+        idx = torch.multinomial(self.log_weights.exp(), n, replacement=True)
+        eps = torch.randn(n, self.latent_dim, device=self.means.device)
+        return self.means[idx] + eps * torch.exp(0.5 * self.logvars[idx])
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        self._check_z(mu)
+        return mixture_kl_approx(mu, logvar, self.means, self.logvars, self.log_weights)
+
+    def responsibilities(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        """w_j proportional to pi_j exp(-KL_j): which components a posterior leans on, (B, M)."""
+        return torch.softmax(self.log_weights - pairwise_gaussian_kl(mu, logvar, self.means, self.logvars), dim=-1)
+
+
+class FactorizedMixture(Prior):
+    """p(z) = prod_d sum_k (1/M) N(z_d; mu_dk, sigma_dk^2): an independent mixture per dimension.
+
+    The original's "IndGmm" prior. Because both q and p factorise over dimensions,
+    KL(q||p) is a sum of one-dimensional KLs, each approximated like the full mixture's.
+    """
+
+    def __init__(self, latent_dim: int, n_components: int, init_std: float = 1.0) -> None:
+        super().__init__(latent_dim)
+        _check_positive("n_components", n_components)
+        self.n_components = n_components
+        self.means = nn.Parameter(init_std * torch.randn(latent_dim, n_components))
+        self.logvars = nn.Parameter(torch.zeros(latent_dim, n_components))
+
+    def _log_weight(self) -> float:
+        return -math.log(self.n_components)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        self._check_z(z)
+        zd = z.unsqueeze(-1)  # (..., D, 1)
+        log_comp = -0.5 * (math.log(2 * math.pi) + self.logvars + (zd - self.means) ** 2 * torch.exp(-self.logvars))
+        return (torch.logsumexp(log_comp, dim=-1) + self._log_weight()).sum(-1)
+
+    def sample(self, n: int) -> Tensor:
+        _check_positive("n", n)
+        idx = torch.randint(self.n_components, (n, self.latent_dim), device=self.means.device)
+        dims = torch.arange(self.latent_dim, device=self.means.device)
+        mean, logvar = self.means[dims, idx], self.logvars[dims, idx]
+        return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        self._check_z(mu)
+        # One-dimensional KL_dk for every row, dimension d and component k, shape (B, D, M);
+        # exp() only on (B, D) and (D, M) tensors, the (B, D, M) work is multiply-adds.
+        inv_var = torch.exp(-self.logvars)
+        kl_dk = 0.5 * (
+            (torch.exp(logvar) + mu**2).unsqueeze(-1) * inv_var
+            - 2.0 * mu.unsqueeze(-1) * (self.means * inv_var)
+            + (self.logvars + self.means**2 * inv_var)
+            - logvar.unsqueeze(-1)
+            - 1.0
+        )
+        return -(torch.logsumexp(self._log_weight() - kl_dk, dim=-1)).sum(-1)
+
+
+class VampPrior(Prior):
+    """p(z) = (1/K) sum_k q(z | u_k): the encoder's posteriors at K learned pseudo-inputs u_k.
+
+    Tomczak & Welling (2018). The pseudo-inputs live in pixel space, kept in (0, 1)
+    by a sigmoid. The encoder is shared with the VAE (held by reference, so the
+    state dict stores it once, under the VAE's `encoder`). KL is approximated
+    like the Gaussian mixture's, since the components are Gaussians.
+    """
+
+    def __init__(self, encoder: nn.Module, n_pseudo_inputs: int, init: Tensor | None = None) -> None:
+        super().__init__(encoder.latent_dim)
+        _check_positive("n_pseudo_inputs", n_pseudo_inputs)
+        self.n_components = n_pseudo_inputs
+        object.__setattr__(self, "_encoder", encoder)  # not a submodule: no duplicate parameters
+        if init is None:
+            init = 0.5 + 0.05 * torch.randn(n_pseudo_inputs, encoder.input_dim)
+        if init.shape != (n_pseudo_inputs, encoder.input_dim):
+            raise ValueError(f"init must have shape {(n_pseudo_inputs, encoder.input_dim)}, got {tuple(init.shape)}")
+        self.pseudo_logits = nn.Parameter(torch.logit(init.float().clamp(1e-3, 1 - 1e-3)))
+
+    @property
+    def pseudo_inputs(self) -> Tensor:
+        return torch.sigmoid(self.pseudo_logits)
+
+    def components(self) -> tuple[Tensor, Tensor]:
+        """(means, logvars) of the K mixture components, each (K, D)."""
+        return self._encoder(self.pseudo_inputs)
+
+    @property
+    def log_weights(self) -> Tensor:
+        return torch.full((self.n_components,), -math.log(self.n_components), device=self.pseudo_logits.device)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        self._check_z(z)
+        means, logvars = self.components()
+        return mixture_log_prob(z, means, logvars, self.log_weights)
+
+    def sample(self, n: int) -> Tensor:
+        _check_positive("n", n)
+        means, logvars = self.components()
+        idx = torch.randint(self.n_components, (n,), device=means.device)
+        return means[idx] + torch.randn_like(means[idx]) * torch.exp(0.5 * logvars[idx])
+
+    def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        self._check_z(mu)
+        means, logvars = self.components()
+        return mixture_kl_approx(mu, logvar, means, logvars, self.log_weights)
