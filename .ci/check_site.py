@@ -7,8 +7,10 @@ system's headless Chromium (driven by Playwright, which downloads no browser her
 * every <img> loaded (naturalWidth > 0);
 * display and inline maths typeset by MathJax, with no raw TeX delimiters left;
 * the Colab launch link of a page built from an .ipynb opens that notebook in the repository;
-* every ipywidgets output has a static fallback: a loaded <img> and the words "Static view"
-  in the outputs of the same code cell or of the next code cell.
+* every latent explorer (a code cell tagged latent-explorer, or any widget with a slider) has a
+  static fallback: a loaded <img> and the words "Static view" in the outputs of the same code
+  cell or of the next code cell (progress bars and other slider-less widgets are exempt).
+  The convention and the _config.yml settings the check relies on: .ci/README-browser.md.
 
 The CDNs are unreachable in CI, so requests for jsDelivr/cdnjs files are answered from npm
 packages (mathjax, @jupyter-widgets/html-manager, requirejs); every other outside request is
@@ -30,7 +32,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Callable
 
 import yaml
 from playwright.sync_api import Page, Request, Route, sync_playwright
@@ -126,7 +128,7 @@ def local_copy(url: str, node_modules: Path) -> Path | None:
     return candidate if ".." not in candidate.parts and candidate.is_file() else None
 
 
-def route_handler(result: PageResult, origin: str, node_modules: Path):
+def route_handler(result: PageResult, origin: str, node_modules: Path) -> Callable[[Route, Request], None]:
     """A Playwright route handler: site requests go through, CDN files come from node_modules,
     anything else outside is aborted and recorded in `result`."""
     def handle(route: Route, request: Request) -> None:
@@ -150,7 +152,8 @@ def route_handler(result: PageResult, origin: str, node_modules: Path):
 INSPECT_JS = r"""async ([tagClass, mark]) => {
   const imgs = [...document.images];
   imgs.forEach(i => { i.loading = 'eager'; });
-  await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  const loaded = Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  await Promise.race([loaded, new Promise(r => setTimeout(r, 20000))]);
   const out = {images: imgs.map(i => ({src: i.getAttribute('src'), ok: i.naturalWidth > 0})),
                maths: [], mathjax: null, colab: [], widgets: []};
   const maths = [...document.querySelectorAll('.math')];

@@ -223,3 +223,43 @@ def get_or_train(
 def with_epochs(profile: Profile, epochs: int) -> Profile:
     """A copy of a profile with another epoch count (for studies of longer training)."""
     return replace(profile, name=f"{profile.name}-e{epochs}", epochs=epochs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 6: beyond the mixture prior (a mixture posterior, VampPrior, IWAE, Fashion-MNIST).
+# ---------------------------------------------------------------------------------------------
+from .mixture_posterior import MixtureEncoder, MixturePosteriorVAE  # noqa: E402
+
+BOTH_POSTERIOR_COMPONENTS = 5  # posterior components of the "both-c5" kind (its n_components is the prior's M)
+
+
+def _mixture_posterior_vae(exp: Experiment, n_posterior: int, prior) -> MixturePosteriorVAE:
+    encoder = MixtureEncoder(784, exp.hidden_dim, exp.latent_dim, n_posterior)
+    return MixturePosteriorVAE(encoder, BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), prior)
+
+
+# "mogpost": a C-component mixture posterior (C = n_components) with the unit-Gaussian prior.
+MODEL_BUILDERS["mogpost"] = lambda e: _mixture_posterior_vae(e, e.n_components, StandardNormal(e.latent_dim))
+# "both-c5": a 5-component mixture posterior with an M-component mixture prior (M = n_components).
+MODEL_BUILDERS[f"both-c{BOTH_POSTERIOR_COMPONENTS}"] = lambda e: _mixture_posterior_vae(
+    e, BOTH_POSTERIOR_COMPONENTS, GaussianMixture(e.latent_dim, e.n_components)
+)
+
+register(Experiment("mogpost-z10-c5", "mixture posterior (5 Gaussian components), unit-Gaussian prior, z=10", "mogpost", 10, 5))
+register(
+    Experiment(
+        "both-z10-c5-m1000", "mixture posterior (5 components) and mixture prior (1000 components), z=10",
+        f"both-c{BOTH_POSTERIOR_COMPONENTS}", 10, 1000,
+    )
+)
+register(Experiment("vamp-z10-k500", "VampPrior with 500 learned pseudo-inputs, z=10", "vamp", 10, 500))
+register(
+    Experiment("iwae-z10-k5", "plain VAE trained on the importance-weighted bound with k=5, z=10", "vae", 10,
+               objective="iwae", iw_samples=5)
+)
+register(Experiment("fashion-vae-z10", "Fashion-MNIST: plain VAE, unit-Gaussian prior, z=10", "vae", 10,
+                    dataset="fashion-mnist"))
+register(Experiment("fashion-mog-z10-m1000", "Fashion-MNIST: mixture prior with 1000 components, z=10", "mog", 10, 1000,
+                    dataset="fashion-mnist"))
+register(Experiment("fashion-vamp-z10-k500", "Fashion-MNIST: VampPrior with 500 pseudo-inputs, z=10", "vamp", 10, 500,
+                    dataset="fashion-mnist"))

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Shows that .ci/check_site.py passes a good site and fails a broken one.
+# Builds a tiny Jupyter Book in a temporary folder (nothing is written to the repository):
+#   intro.md (markdown), book/maths.ipynb (display maths + a matplotlib figure),
+#   book/explorer.ipynb (a tqdm progress bar, a slider tagged latent-explorer, its static view)
+# then runs the check on: the good site (must pass) and four broken copies (must fail):
+#   a) a figure PNG deleted from _images      -> "image did not load: ../_images/<file>"
+#   b) node_modules without mathjax           -> "maths not typeset"
+#   c) the explorer's static figure deleted   -> "has no static fallback"
+#   d) a Colab link pointing at the wrong path -> "Colab launch link should be"
+# Usage: .ci/check_site_selftest.sh   (env: PYTHON with jupyter-book + playwright, default the
+# python on PATH; NODE_MODULES to reuse an npm folder; KEEP=1 keeps the work folder)
+set -euo pipefail
+
+CHECK="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/check_site.py"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
+JUPYTER_BOOK="$(dirname "$PYTHON")/jupyter-book"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/check-site-selftest.XXXXXX")"
+[ "${KEEP:-0}" = 1 ] && echo "work folder kept: $WORK" || trap 'rm -rf "$WORK"' EXIT
+BOOK="$WORK/book-src"
+mkdir -p "$BOOK/book" "$BOOK/_ext"
+cd "$BOOK"
+
+# The same launch-button, repository and widget settings as the real book's _config.yml.
+cat > _config.yml <<'EOF'
+title: check_site self-test
+author: self-test
+execute:
+  execute_notebooks: force
+repository:
+  url: https://github.com/example-org/example-book
+  branch: main
+  path_to_book: ""
+launch_buttons:
+  colab_url: https://colab.research.google.com
+  notebook_interface: classic
+parse:
+  myst_enable_extensions: [amsmath, dollarmath]
+sphinx:
+  local_extensions:
+    dedupe_scripts: _ext
+  config:
+    html_context:
+      default_mode: light
+    nb_ipywidgets_js:
+      "https://cdn.jsdelivr.net/npm/requirejs@2.3.8/require.js":
+        integrity: "sha256-wfxrHVOvdSL3jWZJIquzKsrGTtDszLj5B/Hm/HJiVjo="
+        crossorigin: anonymous
+      "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.15/dist/embed-amd.js":
+        data-jupyter-widgets-cdn: "https://cdn.jsdelivr.net/npm/"
+        crossorigin: anonymous
+EOF
+cat > _toc.yml <<'EOF'
+format: jb-book
+root: intro
+chapters:
+  - file: book/maths
+  - file: book/explorer
+EOF
+printf '# Self-test book\n\nA markdown page: no maths, no figure.\n' > intro.md
+# The Sphinx 7.4 duplicate-inline-script workaround described in .ci/README-browser.md.
+cat > _ext/dedupe_scripts.py <<'EOF'
+def _dedupe(app, pagename, templatename, context, doctree):
+    seen, unique = set(), []
+    for js in context.get("script_files", []):
+        key = (js.filename or "", js.priority, tuple(sorted(js.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def setup(app):
+    app.connect("html-page-context", _dedupe, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+EOF
+"$PYTHON" - <<'EOF'
+import nbformat as nbf
+v = nbf.v4
+kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+figure = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\nax.{}\nplt.show()"
+nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
+    v.new_markdown_cell("# Maths and a figure\n\n$$ e^{i\\pi}+1=0 $$\n\nand inline $a^2$."),
+    v.new_code_cell(figure.format("plot([0, 1], [0, 1])")),
+]), "book/maths.ipynb")
+nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
+    v.new_markdown_cell("# An explorer"),
+    v.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3)):\n    pass"),
+    v.new_code_cell("import ipywidgets as w\nw.VBox([w.FloatSlider(description='z1'), w.FloatSlider(description='z2')])",
+                    metadata={"tags": ["latent-explorer"]}),
+    v.new_code_cell("print('Static view: each row sweeps one latent dimension. For live sliders, open this '\n"
+                    "      'page on Colab with the rocket button at the top.')\n" + figure.format("imshow([[0, 1], [1, 0]])"),
+                    metadata={"tags": ["latent-explorer-static"]}),
+]), "book/explorer.ipynb")
+EOF
+
+echo "== building the test book in $BOOK"
+"$JUPYTER_BOOK" build . -W -n --keep-going > "$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
+SITE="$BOOK/_build/html"
+
+if [ -z "${NODE_MODULES:-}" ]; then
+    npm install --prefix "$WORK/node" --no-audit --no-fund --loglevel=error \
+        mathjax@3 @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
+    NODE_MODULES="$WORK/node/node_modules"
+fi
+
+status=0
+# expect NAME WANT_RC TEXT SITE NODE_MODULES: run the check, compare exit code and output.
+expect() {
+    local name=$1 want=$2 text=$3 site=$4 nm=$5 rc=0
+    "$PYTHON" "$CHECK" --site "$site" --node-modules "$nm" --out "$WORK/out-$name" \
+        --toc "$BOOK/_toc.yml" > "$WORK/$name.log" 2>&1 || rc=$?
+    if [ "$rc" = "$want" ] && grep -qF -- "$text" "$WORK/$name.log"; then
+        echo "-- $name: exit $rc as expected, output has '$text'"
+    else
+        echo "-- $name: UNEXPECTED (exit $rc, wanted $want with '$text'):"; status=1
+    fi
+    grep -E '^(ok|FAIL)|^ +- ' "$WORK/$name.log" | sed 's/^/     /'
+}
+broken_copy() { rm -rf "$WORK/$1"; cp -r "$SITE" "$WORK/$1"; echo "$WORK/$1"; }
+first_image() { grep -o '_images/[0-9a-f]*\.png' "$1" | head -1; }
+
+expect good 0 "3/3 pages passed" "$SITE" "$NODE_MODULES"
+
+A=$(broken_copy site-a); IMG=$(first_image "$A/book/maths.html"); rm "$A/$IMG"
+expect a-missing-figure 1 "image did not load: ../$IMG" "$A" "$NODE_MODULES"
+
+mkdir -p "$WORK/nm-no-mathjax"
+for pkg in @jupyter-widgets requirejs; do ln -s "$NODE_MODULES/$pkg" "$WORK/nm-no-mathjax/$pkg"; done
+expect b-no-mathjax 1 "maths not typeset" "$SITE" "$WORK/nm-no-mathjax"
+
+C=$(broken_copy site-c); IMG=$(first_image "$C/book/explorer.html"); rm "$C/$IMG"
+expect c-no-static-view 1 "has no static fallback" "$C" "$NODE_MODULES"
+
+D=$(broken_copy site-d); sed -i 's|blob/main/book/maths.ipynb|blob/main/maths.ipynb|' "$D/book/maths.html"
+expect d-wrong-colab-link 1 "Colab launch link should be" "$D" "$NODE_MODULES"
+
+[ "$status" = 0 ] && echo "self-test passed: the check passes the good site and fails each broken one" \
+                  || echo "self-test FAILED"
+exit "$status"
