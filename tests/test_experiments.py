@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vaelib import __main__ as cli
-from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment, get_or_train, resolve_profile
+from vaelib.experiments import (EXPERIMENTS, PROFILES, get_experiment, get_or_train, resolve_profile, run_dir,
+                                with_epochs, with_train_subset)
 from vaelib.priors import FactorizedMixture, GaussianMixture, StandardNormal
 
 
@@ -32,6 +33,17 @@ def test_profile_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("VAELIB_PROFILE")
     assert resolve_profile().name == ("full" if torch.cuda.is_available() else "cpu")
     assert PROFILES["full"].epochs == 400
+
+
+def test_budget_variants_of_a_profile_get_their_own_cache(runs):
+    cpu = PROFILES["cpu"]
+    half, short = with_train_subset(cpu, 25_000), with_epochs(cpu, 5)
+    assert (half.train_subset, half.epochs) == (25_000, cpu.epochs)
+    assert (short.epochs, short.train_subset) == (5, cpu.train_subset)
+    dirs = {run_dir("vae-z10", p) for p in (cpu, half, short)}
+    assert len(dirs) == 3
+    with pytest.raises(ValueError, match="n_images must be positive"):
+        with_train_subset(cpu, 0)
 
 
 @pytest.fixture()

@@ -41,7 +41,7 @@ def gaussian_kl(mu0: Tensor, logvar0: Tensor, mu1: Tensor | float = 0.0, logvar1
 def pairwise_gaussian_kl(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
     """KL_j = KL(N(mu_b, .) || N(means_j, .)) for every row b and component j: shape (B, M).
 
-    Expanding the square turns the (B, M, D) broadcast into three (B, D) x (D, M)
+    Expanding the square turns the (B, M, D) broadcast into two (B, D) x (D, M)
     matrix products, which is what makes 1000 components cheap. Both sides are
     first shifted by the mean of the component means (the KL is shift invariant)
     to limit cancellation when means sit far from the origin.

@@ -225,6 +225,13 @@ def with_epochs(profile: Profile, epochs: int) -> Profile:
     return replace(profile, name=f"{profile.name}-e{epochs}", epochs=epochs)
 
 
+def with_train_subset(profile: Profile, n_images: int) -> Profile:
+    """A copy of a profile that trains on the first `n_images` training images (its own cache)."""
+    if n_images <= 0:
+        raise ValueError(f"n_images must be positive, got {n_images}")
+    return replace(profile, name=f"{profile.name}-n{n_images}", train_subset=n_images)
+
+
 # ---------------------------------------------------------------------------------------------
 # Chapter 6: beyond the mixture prior (a mixture posterior, VampPrior, IWAE, Fashion-MNIST).
 # ---------------------------------------------------------------------------------------------

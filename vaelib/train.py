@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .data import binarize_static
 from .model import VAE
 
 BINARIZATIONS = ("dynamic", "static", "grey")
@@ -107,9 +108,9 @@ def binarize(batch: Tensor, mode: str, generator: torch.Generator | None) -> Ten
 
 
 def static_binarization(images: Tensor, seed: int = 0) -> Tensor:
-    """A fixed Bernoulli draw of uint8 images (already on their device), identical on every call."""
-    gen = torch.Generator(device=images.device).manual_seed(seed)
-    return binarize(images, "dynamic", gen)
+    """A fixed Bernoulli draw of uint8 images, identical on every call, device and machine
+    (drawn on the CPU by `vaelib.data.binarize_static`, then moved to the images' device)."""
+    return binarize_static(images, seed)
 
 
 @torch.no_grad()
