@@ -7,6 +7,7 @@ system's headless Chromium (driven by Playwright, which downloads no browser her
 * every <img> loaded (naturalWidth > 0);
 * display and inline maths typeset by MathJax, with no raw TeX delimiters left;
 * the Colab launch link of a page built from an .ipynb opens that notebook in the repository;
+* no cell output shows a Markdown table as raw text (a "| --- |" separator row);
 * every latent explorer (a code cell tagged latent-explorer, or any widget with a slider) has a
   static fallback: a loaded <img> and the words "Static view" in the outputs of the same code
   cell or of the next code cell (progress bars and other slider-less widgets are exempt).
@@ -43,6 +44,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # The widget convention (see .ci/README-browser.md): myst-nb gives a cell tagged T the class tag_T.
 EXPLORER_TAG_CLASS = "tag_latent-explorer"
 STATIC_MARK = "Static view"
+# The separator row of a pipe table ("| --- | ---: |") left as text in a cell's output
+# (Sphinx's smart quotes may have turned each "---" into an em dash).
+_SEPARATOR_CELL = r"\s*:?(?:-{3,}|[\u2014\u2013]+):?\s*\|"
+RAW_MARKDOWN_TABLE = re.compile(r"\|" + _SEPARATOR_CELL + _SEPARATOR_CELL)  # HTML joins the rows into one line
 # A CDN URL that names an npm package: jsDelivr's /npm/<pkg>@<version>/<file> ...
 JSDELIVR = re.compile(r"^https://cdn\.jsdelivr\.net/npm/((?:@[^/@]+/)?[^/@]+)(?:@[^/]*)?/(.+)$")
 # ... and cdnjs's RequireJS, which myst-nb loads for the widget manager.
@@ -246,6 +251,12 @@ def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None,
         expected = f"{colab}{name}.ipynb"
         if expected not in found["colab"]:
             result.failures.append(f"Colab launch link should be {expected}; page has {found['colab'] or 'none'}")
+    # A table a code cell displays as Markdown must be rendered, not shown as "| a | b |" text.
+    outputs = page.evaluate("() => Array.from(document.querySelectorAll('.cell_output'), e => e.innerText)")
+    leaked = [o for o in outputs if RAW_MARKDOWN_TABLE.search(o)]
+    if leaked:
+        result.failures.append(f"{len(leaked)} cell output(s) show a raw Markdown table, first: "
+                               f"{leaked[0].strip().splitlines()[0][:80]!r}")
     for w in (w for w in found["widgets"] if w["explorer"]):
         if not w["widget"]:
             result.failures.append(f"code cell {w['cell']} is tagged latent-explorer but shows no widget")

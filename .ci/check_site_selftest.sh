@@ -3,11 +3,12 @@
 # Builds a tiny Jupyter Book in a temporary folder (nothing is written to the repository):
 #   intro.md (markdown), book/maths.ipynb (display maths + a matplotlib figure),
 #   book/explorer.ipynb (a tqdm progress bar, a slider tagged latent-explorer, its static view)
-# then runs the check on: the good site (must pass) and four broken copies (must fail):
+# then runs the check on: the good site (must pass) and five broken copies (must fail):
 #   a) a figure PNG deleted from _images      -> "image did not load: ../_images/<file>"
 #   b) node_modules without mathjax           -> "maths not typeset"
 #   c) the explorer's static figure deleted   -> "has no static fallback"
 #   d) a Colab link pointing at the wrong path -> "Colab launch link should be"
+#   e) a cell output holding a raw Markdown table -> "raw Markdown table"
 # Usage: .ci/check_site_selftest.sh   (env: PYTHON with jupyter-book + playwright, default the
 # python on PATH; NODE_MODULES to reuse an npm folder; KEEP=1 keeps the work folder)
 set -euo pipefail
@@ -134,6 +135,10 @@ expect c-no-static-view 1 "has no static fallback" "$C" "$NODE_MODULES"
 
 D=$(broken_copy site-d); sed -i 's|blob/main/book/maths.ipynb|blob/main/maths.ipynb|' "$D/book/maths.html"
 expect d-wrong-colab-link 1 "Colab launch link should be" "$D" "$NODE_MODULES"
+
+E=$(broken_copy site-e)
+sed -i '0,/<h1/s#<h1#<div class="cell_output docutils container"><p>| a | b |\n| --- | --- |\n| 1 | 2 |</p></div><h1#' "$E/book/maths.html"
+expect e-raw-markdown-table 1 "raw Markdown table" "$E" "$NODE_MODULES"
 
 [ "$status" = 0 ] && echo "self-test passed: the check passes the good site and fails each broken one" \
                   || echo "self-test FAILED"
