@@ -44,17 +44,16 @@ def setup(seed: int = 0, profile: str | None = None, device: str | None = None) 
     return session
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
+def glue(name: str, value: Any, display: bool = False) -> None:
     """Make a computed value citable in the page's prose ({glue:text}`name`) when built by Jupyter Book.
 
-    Outside the book (Colab, plain Jupyter) myst-nb may be missing; the value is
-    then simply returned (and shown if `display`).
+    Outside the book (Colab, plain Jupyter) myst-nb may be missing; the value is then
+    only shown if `display`. Returns None, so a glue call ending a cell prints nothing.
     """
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
         if display:
             print(f"{name} = {value}")
-        return value
+        return
     myst_glue(name, value, display=display)
-    return value
