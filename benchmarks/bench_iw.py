@@ -23,7 +23,7 @@ import math
 import torch
 
 from _common import benchmark_devices, mnist_test_images, print_header, timed
-from vaelib.evaluate import binary_test_set, iw_log_likelihood
+from vaelib.evaluate import CPU_MAX_ROWS, GPU_MAX_ROWS, binary_test_set, iw_log_likelihood
 from vaelib.experiments import get_experiment
 
 
@@ -58,8 +58,9 @@ def main() -> None:
 
     print_header("bench_iw: importance-weighted log-likelihood throughput", devices)
     images = mnist_test_images(max(n_fast, n_loop))
-    print(f"k = {k} samples per image; vaelib iw_log_likelihood on {n_fast} test images (batch_size 100, default "
-          f"max_rows 32768, and max_rows 4096); the per-image loop on the first {n_loop} (passes of 100 samples)\n")
+    print(f"k = {k} samples per image; vaelib iw_log_likelihood on {n_fast} test images (batch_size 100, max_rows "
+          f"at the device's default: {CPU_MAX_ROWS} on a CPU, {GPU_MAX_ROWS} on a GPU, and at the other device's); "
+          f"the per-image loop on the first {n_loop} (passes of 100 samples)\n")
     print(f"{'device':<6} {'model':<15} {'round':>5}  {'method':<28} {'seconds':>8}  {'images x samples / s':>20}  "
           f"{'NLL on the common images':>24}")
     for device in devices:
@@ -68,9 +69,11 @@ def main() -> None:
             model = get_experiment(name).build().to(device).eval()
             for r in range(1, rounds + 1):
                 rows = []
+                other = CPU_MAX_ROWS if device.type == "cuda" else GPU_MAX_ROWS
                 for label, n, run in (
-                    ("vaelib (max_rows 32768)", n_fast, lambda: iw_log_likelihood(model, images[:n_fast], k)),
-                    ("vaelib (max_rows 4096)", n_fast, lambda: iw_log_likelihood(model, images[:n_fast], k, max_rows=4096)),
+                    ("vaelib (default max_rows)", n_fast, lambda: iw_log_likelihood(model, images[:n_fast], k)),
+                    (f"vaelib (max_rows {other})", n_fast,
+                     lambda: iw_log_likelihood(model, images[:n_fast], k, max_rows=other)),
                     ("per-image loop", n_loop, lambda: per_image_loop(model, images[:n_loop], k)),
                 ):
                     result = {}

@@ -106,6 +106,23 @@ def test_gradients_match_autograd_and_the_hand_formulas():
     )
 
 
+def test_hand_written_backward_matches_autograd_of_the_broadcast_form_for_a_batch():
+    """The fast path's custom backward against plain autograd, with learnable mixture weights."""
+    gen = torch.Generator().manual_seed(8)
+    means, logvars, log_weights = random_mixture(gen, 7, 3)
+    mu, logvar = random_posterior(gen, 5, 3)
+    inputs = [t.clone().requires_grad_() for t in (mu, logvar, means, logvars, log_weights)]
+    assert torch.autograd.gradcheck(lambda *a: mixture_kl_approx(*a), inputs)
+    grads = {}
+    for fast in (True, False):
+        leaves = [t.clone().requires_grad_() for t in (mu, logvar, means, logvars, log_weights)]
+        out = mixture_kl_approx(*leaves, fast=fast)
+        (out * torch.arange(1.0, 6.0, dtype=out.dtype)).sum().backward()  # unequal weights per row
+        grads[fast] = [leaf.grad for leaf in leaves]
+    for got, want in zip(grads[True], grads[False]):
+        torch.testing.assert_close(got, want)
+
+
 def test_no_inf_or_nan_for_far_apart_components():
     gen = torch.Generator().manual_seed(4)
     means = 1e3 * (2 * torch.rand(1000, 10, generator=gen) - 1)

@@ -99,6 +99,12 @@ def test_a_bad_number_of_samples_is_refused(k):
         iw_log_likelihood(tiny_vae(), uint8_images(2), k=k)
 
 
+@pytest.mark.parametrize("settings", [dict(batch_size=0), dict(max_rows=0), dict(max_rows=-8)])
+def test_bad_chunk_settings_are_refused(settings):
+    with pytest.raises(ValueError, match="batch_size and max_rows must be positive"):
+        iw_log_likelihood(tiny_vae(), uint8_images(2), k=4, **settings)
+
+
 def test_float_images_are_refused_with_a_message_naming_uint8():
     with pytest.raises(TypeError, match="uint8"):
         iw_log_likelihood(tiny_vae(), torch.rand(2, 28, 28), k=4)
@@ -126,7 +132,7 @@ def test_iw_estimate_converges_to_the_exact_log_likelihood_of_a_one_dimensional_
     step = grid[1] - grid[0]
     exact = torch.logsumexp(log_px_z + log_prior, dim=1) + torch.log(step)  # (N,): the Riemann sum
 
-    ll = iw_log_likelihood(model, images, k=2000)
+    ll = iw_log_likelihood(model, images, k=8000)
     error = ll.per_image - exact
     assert error.abs().max().item() < 0.05  # converged image by image
     assert error.mean().item() < 0.01  # and never above log p(x) beyond noise

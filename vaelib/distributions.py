@@ -38,23 +38,66 @@ def gaussian_kl(mu0: Tensor, logvar0: Tensor, mu1: Tensor | float = 0.0, logvar1
     return 0.5 * terms.sum(-1)
 
 
-def pairwise_gaussian_kl(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
-    """KL_j = KL(N(mu_b, .) || N(means_j, .)) for every row b and component j: shape (B, M).
+def _pairwise_kl_factors(
+    mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """rows (B, 2D), cols (M, 2D), per_component (M,), per_row (B,) such that
+    KL(N(mu_b, .) || N(means_j, .)) = rows_b . cols_j + per_component_j + per_row_b.
 
-    Expanding the square turns the (B, M, D) broadcast into two (B, D) x (D, M)
-    matrix products, which is what makes 1000 components cheap. Both sides are
-    first shifted by the mean of the component means (the KL is shift invariant)
-    to limit cancellation when means sit far from the origin.
+    Expanding the square in the Gaussian KL,
+        2 KL_bj = sum_d [(s_bd^2 + mu_bd^2) / s_jd^2 - 2 mu_bd m_jd / s_jd^2]
+                  + sum_d [log s_jd^2 + m_jd^2 / s_jd^2] - D - sum_d log s_bd^2,
+    separates every term into a factor of row b times a factor of component j, so the
+    whole (B, M) matrix is one matrix product plus two vectors. Both sides are first shifted
+    by the mean of the component means (the KL is shift invariant) to limit cancellation
+    when means sit far from the origin.
     """
     centre = means.mean(0).detach()
     mu, means = mu - centre, means - centre
     inv_var = torch.exp(-logvars)  # (M, D)
-    quad = (torch.exp(logvar) + mu**2) @ inv_var.T  # sum_d (s0^2 + mu0^2) / s_j^2
-    cross = mu @ (means * inv_var).T  # sum_d mu0 mu_j / s_j^2
-    per_component = (logvars + means**2 * inv_var).sum(-1)  # (M,)
-    per_row = logvar.sum(-1, keepdim=True)  # (B, 1)
-    dim = mu.shape[-1]
-    return 0.5 * (per_component - per_row + quad - 2.0 * cross - dim)
+    rows = torch.cat([torch.exp(logvar) + mu**2, mu], dim=-1)
+    cols = 0.5 * torch.cat([inv_var, -2.0 * means * inv_var], dim=-1)
+    per_component = 0.5 * (logvars + means**2 * inv_var).sum(-1)
+    per_row = -0.5 * (logvar.sum(-1) + mu.shape[-1])
+    return rows, cols, per_component, per_row
+
+
+def pairwise_gaussian_kl(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
+    """KL_j = KL(N(mu_b, .) || N(means_j, .)) for every row b and component j: shape (B, M).
+
+    One (B, 2D) x (2D, M) matrix product instead of a (B, M, D) broadcast, which is
+    what makes 1000 components cheap (see `_pairwise_kl_factors`).
+    """
+    rows, cols, per_component, per_row = _pairwise_kl_factors(mu, logvar, means, logvars)
+    return torch.addmm(per_component, rows, cols.T) + per_row.unsqueeze(-1)
+
+
+class _NegLogSumExpOfAffine(torch.autograd.Function):
+    """-log sum_j exp(bias_j - rows_b . cols_j) for every row b, with a hand-written backward.
+
+    The gradient with respect to each logit is minus the softmax weight w_bj, the
+    "responsibility" of component j that chapter 4 derives. The forward pass keeps w, so
+    the backward pass is one multiply and two matrix products, with no second exp over
+    the (B, M) matrix (this is what keeps a 1000-component prior near the cost of a plain
+    VAE; benchmarks/bench_mog_cost.py). First derivatives only.
+    """
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, cols: Tensor, bias: Tensor) -> Tensor:
+        logits = torch.addmm(bias, rows, cols.T, alpha=-1.0)
+        top = logits.amax(dim=-1, keepdim=True)
+        unnormalised = logits.sub_(top).exp_()
+        total = unnormalised.sum(dim=-1, keepdim=True)
+        ctx.save_for_backward(rows, cols, unnormalised, total)
+        return -(top + total.log()).squeeze(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        rows, cols, unnormalised, total = ctx.saved_tensors
+        g = unnormalised * (grad.unsqueeze(-1) / total)  # grad_b * w_bj, normalising on the way
+        need_rows, need_cols, need_bias = ctx.needs_input_grad
+        return (g @ cols if need_rows else None, g.T @ rows if need_cols else None,
+                -g.sum(0) if need_bias else None)
 
 
 def pairwise_gaussian_kl_broadcast(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
@@ -74,8 +117,12 @@ def mixture_kl_approx(
     an ELBO built with it stays a lower bound on log p(x). The log-sum-exp is
     evaluated stably: KL_min - log sum_j pi_j exp(KL_min - KL_j).
     """
-    kl = (pairwise_gaussian_kl if fast else pairwise_gaussian_kl_broadcast)(mu, logvar, means, logvars)
-    return -torch.logsumexp(log_weights - kl, dim=-1)
+    if not fast:
+        kl = pairwise_gaussian_kl_broadcast(mu, logvar, means, logvars)
+        return -torch.logsumexp(log_weights - kl, dim=-1)
+    rows, cols, per_component, per_row = _pairwise_kl_factors(mu, logvar, means, logvars)
+    # -log sum_j exp(log pi_j - KL_bj); the per-row part of KL_bj comes out of the sum.
+    return _NegLogSumExpOfAffine.apply(rows, cols, log_weights - per_component) + per_row
 
 
 def component_log_probs(z: Tensor, means: Tensor, logvars: Tensor) -> Tensor:

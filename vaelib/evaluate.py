@@ -40,6 +40,10 @@ class LogLikelihood:
     per_image: Tensor  # log p(x) estimates, float64, on the CPU
 
 
+GPU_MAX_ROWS = 2**15  # decoder rows alive at once in iw_log_likelihood, by device
+CPU_MAX_ROWS = 2**11
+
+
 @torch.no_grad()
 def iw_log_likelihood(
     model: VAE,
@@ -47,19 +51,25 @@ def iw_log_likelihood(
     k: int = 5000,
     *,
     batch_size: int = 100,
-    max_rows: int = 2**15,
+    max_rows: int | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> LogLikelihood:
     """log p(x) ~= log (1/k) sum_i p(x, z_i)/q(z_i|x) (Burda et al., 2016) for each image.
 
     Images go `batch_size` at a time; their k samples in chunks so that at most
-    `max_rows` decoder passes are alive at once (bounded memory for k = 5000).
+    `max_rows` decoder passes are alive at once (bounded memory for k = 5000). The default
+    suits the device: 32768 rows keep a GPU busy, while a CPU runs fastest when a chunk's
+    (rows x components) prior matrix stays in cache, around 2048 rows (benchmarks/bench_iw.py).
     """
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
     model.eval()
     x = binary_test_set(model, images, seed)
+    if max_rows is None:
+        max_rows = GPU_MAX_ROWS if x.is_cuda else CPU_MAX_ROWS
+    if max_rows <= 0 or batch_size <= 0:
+        raise ValueError(f"batch_size and max_rows must be positive, got {batch_size} and {max_rows}")
     chunk = max(1, min(k, max_rows // batch_size))
     torch.manual_seed(seed)
     batches = range(0, x.shape[0], batch_size)
