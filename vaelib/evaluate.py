@@ -41,7 +41,7 @@ class LogLikelihood:
 
 
 GPU_MAX_ROWS = 2**15  # decoder rows alive at once in iw_log_likelihood, by device
-CPU_MAX_ROWS = 2**11
+CPU_MAX_ROWS = 2**10
 
 
 @torch.no_grad()
@@ -60,7 +60,7 @@ def iw_log_likelihood(
     Images go `batch_size` at a time; their k samples in chunks so that at most
     `max_rows` decoder passes are alive at once (bounded memory for k = 5000). The default
     suits the device: 32768 rows keep a GPU busy, while a CPU runs fastest when a chunk's
-    (rows x components) prior matrix stays in cache, around 2048 rows (benchmarks/bench_iw.py).
+    (rows x components) prior matrix stays in cache, about 1024 rows (benchmarks/bench_iw.py).
     """
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
