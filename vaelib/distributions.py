@@ -52,7 +52,7 @@ def _pairwise_kl_factors(
     by the mean of the component means (the KL is shift invariant) to limit cancellation
     when means sit far from the origin.
     """
-    centre = means.mean(0).detach()
+    centre = means.mean(-2, keepdim=True).detach()
     mu, means = mu - centre, means - centre
     inv_var = torch.exp(-logvars)  # (M, D)
     rows = torch.cat([torch.exp(logvar) + mu**2, mu], dim=-1)
@@ -84,7 +84,10 @@ class _NegLogSumExpOfAffine(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rows: Tensor, cols: Tensor, bias: Tensor) -> Tensor:
-        logits = torch.addmm(bias, rows, cols.T, alpha=-1.0)
+        if rows.dim() == 2:  # rows (B, K), cols (M, K), bias (M,)
+            logits = torch.addmm(bias, rows, cols.T, alpha=-1.0)
+        else:  # a batch of independent problems: rows (D, B, K), cols (D, M, K), bias (D, M)
+            logits = torch.baddbmm(bias.unsqueeze(-2), rows, cols.transpose(-1, -2), alpha=-1.0)
         top = logits.amax(dim=-1, keepdim=True)
         unnormalised = logits.sub_(top).exp_()
         total = unnormalised.sum(dim=-1, keepdim=True)
@@ -96,8 +99,8 @@ class _NegLogSumExpOfAffine(torch.autograd.Function):
         rows, cols, unnormalised, total = ctx.saved_tensors
         g = unnormalised * (grad.unsqueeze(-1) / total)  # grad_b * w_bj, normalising on the way
         need_rows, need_cols, need_bias = ctx.needs_input_grad
-        return (g @ cols if need_rows else None, g.T @ rows if need_cols else None,
-                -g.sum(0) if need_bias else None)
+        return (g @ cols if need_rows else None, g.transpose(-1, -2) @ rows if need_cols else None,
+                -g.sum(-2) if need_bias else None)
 
 
 def pairwise_gaussian_kl_broadcast(mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
@@ -122,6 +125,7 @@ def mixture_kl_approx(
         return -torch.logsumexp(log_weights - kl, dim=-1)
     rows, cols, per_component, per_row = _pairwise_kl_factors(mu, logvar, means, logvars)
     # -log sum_j exp(log pi_j - KL_bj); the per-row part of KL_bj comes out of the sum.
+    # With a leading batch dimension (mu (D, B, d), means (D, M, d)) each slice is its own mixture.
     return _NegLogSumExpOfAffine.apply(rows, cols, log_weights - per_component) + per_row
 
 

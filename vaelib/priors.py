@@ -146,17 +146,12 @@ class FactorizedMixture(Prior):
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
         self._check_z(mu)
-        # One-dimensional KL_dk for every row, dimension d and component k, shape (B, D, M);
-        # exp() only on (B, D) and (D, M) tensors, the (B, D, M) work is multiply-adds.
-        inv_var = torch.exp(-self.logvars)
-        kl_dk = 0.5 * (
-            (torch.exp(logvar) + mu**2).unsqueeze(-1) * inv_var
-            - 2.0 * mu.unsqueeze(-1) * (self.means * inv_var)
-            + (self.logvars + self.means**2 * inv_var)
-            - logvar.unsqueeze(-1)
-            - 1.0
-        )
-        return -(torch.logsumexp(self._log_weight() - kl_dk, dim=-1)).sum(-1)
+        # D independent one-dimensional mixture KLs, batched over the dimension: (D, B) -> (B,).
+        flat_mu, flat_logvar = mu.reshape(-1, self.latent_dim), logvar.reshape(-1, self.latent_dim)
+        log_weights = torch.full((self.n_components,), self._log_weight(), dtype=mu.dtype, device=mu.device)
+        per_dim = mixture_kl_approx(flat_mu.T.unsqueeze(-1), flat_logvar.T.unsqueeze(-1),
+                                    self.means.unsqueeze(-1), self.logvars.unsqueeze(-1), log_weights)
+        return per_dim.sum(0).reshape(mu.shape[:-1])
 
 
 class VampPrior(Prior):
