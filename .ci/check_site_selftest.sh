@@ -19,11 +19,13 @@ JUPYTER_BOOK="$(dirname "$PYTHON")/jupyter-book"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/check-site-selftest.XXXXXX")"
 [ "${KEEP:-0}" = 1 ] && echo "work folder kept: $WORK" || trap 'rm -rf "$WORK"' EXIT
 BOOK="$WORK/book-src"
-mkdir -p "$BOOK/book" "$BOOK/_ext"
+mkdir -p "$BOOK/book"
+# The book's own Sphinx extensions (duplicate-script fix, MathJax 2 bridge for widgets).
+EXT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../book/_ext" && pwd)"
 cd "$BOOK"
 
 # The same launch-button, repository and widget settings as the real book's _config.yml.
-cat > _config.yml <<'EOF'
+cat > _config.yml <<EOF
 title: check_site self-test
 author: self-test
 execute:
@@ -39,7 +41,8 @@ parse:
   myst_enable_extensions: [amsmath, dollarmath]
 sphinx:
   local_extensions:
-    dedupe_scripts: _ext
+    dedupe_scripts: $EXT_DIR
+    mathjax2_bridge: $EXT_DIR
   config:
     html_context:
       default_mode: light
@@ -59,22 +62,6 @@ chapters:
   - file: book/explorer
 EOF
 printf '# Self-test book\n\nA markdown page: no maths, no figure.\n' > intro.md
-# The Sphinx 7.4 duplicate-inline-script workaround described in .ci/README-browser.md.
-cat > _ext/dedupe_scripts.py <<'EOF'
-def _dedupe(app, pagename, templatename, context, doctree):
-    seen, unique = set(), []
-    for js in context.get("script_files", []):
-        key = (js.filename or "", js.priority, tuple(sorted(js.attributes.items())))
-        if key not in seen:
-            seen.add(key)
-            unique.append(js)
-    context["script_files"] = unique
-
-
-def setup(app):
-    app.connect("html-page-context", _dedupe, priority=900)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
-EOF
 "$PYTHON" - <<'EOF'
 import nbformat as nbf
 v = nbf.v4

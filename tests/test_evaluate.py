@@ -19,6 +19,7 @@ from vaelib.evaluate import (
     component_usage,
     dataset_elbo,
     iw_log_likelihood,
+    knn_accuracy,
 )
 from vaelib.model import VAE
 from vaelib.nets import BernoulliDecoder, GaussianEncoder
@@ -138,6 +139,19 @@ def test_iw_estimate_converges_to_the_exact_log_likelihood_of_a_one_dimensional_
     assert error.mean().item() < 0.01  # and never above log p(x) beyond noise
     elbo = -dataset_elbo(model, images)["neg_elbo"]
     assert elbo < exact.mean().item() - 0.1  # the ELBO leaves a visible gap
+
+
+def test_knn_accuracy_is_high_for_separated_classes_and_near_chance_for_shuffled_labels():
+    gen = torch.Generator().manual_seed(6)
+    labels = torch.arange(4).repeat_interleave(50)
+    codes = 10.0 * labels[:, None].float() + torch.randn(200, 2, generator=gen)
+    assert knn_accuracy(codes, labels, k=5) == 1.0
+    shuffled = labels[torch.randperm(200, generator=gen)]
+    assert knn_accuracy(codes, shuffled, k=5) < 0.5
+    with pytest.raises(ValueError, match="k must be an integer"):
+        knn_accuracy(codes, labels, k=200)
+    with pytest.raises(ValueError, match=r"expected codes \(N, D\) and labels \(N,\)"):
+        knn_accuracy(codes, labels[:10])
 
 
 # -- dataset_elbo -------------------------------------------------------------------------------

@@ -64,12 +64,12 @@ def iw_log_likelihood(
     """
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
+    if batch_size <= 0 or (max_rows is not None and max_rows <= 0):
+        raise ValueError(f"batch_size and max_rows must be positive, got {batch_size} and {max_rows}")
     model.eval()
     x = binary_test_set(model, images, seed)
     if max_rows is None:
         max_rows = GPU_MAX_ROWS if x.is_cuda else CPU_MAX_ROWS
-    if max_rows <= 0 or batch_size <= 0:
-        raise ValueError(f"batch_size and max_rows must be positive, got {batch_size} and {max_rows}")
     chunk = max(1, min(k, max_rows // batch_size))
     torch.manual_seed(seed)
     batches = range(0, x.shape[0], batch_size)
@@ -90,6 +90,25 @@ def active_units(model: VAE, images: Tensor, threshold: float = 1e-2, batch_size
     x = binary_test_set(model, images)
     means = torch.cat([model.encode(x[s : s + batch_size])[0] for s in range(0, x.shape[0], batch_size)])
     return int((means.var(0) > threshold).sum())
+
+
+@torch.no_grad()
+def knn_accuracy(codes: Tensor, labels: Tensor, k: int = 10) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy: the share of rows of `codes` (N, D) whose label is
+    the most common label among their k nearest other rows (ties go to the smaller label).
+
+    A label-free model's codes score well here when they keep the classes apart.
+    """
+    if codes.dim() != 2 or labels.shape != codes.shape[:1]:
+        raise ValueError(f"expected codes (N, D) and labels (N,), got {tuple(codes.shape)} and {tuple(labels.shape)}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < codes.shape[0]:
+        raise ValueError(f"k must be an integer between 1 and N - 1 = {codes.shape[0] - 1}, got {k!r}")
+    labels = labels.to(codes.device).long()
+    dist = torch.cdist(codes, codes)
+    dist.fill_diagonal_(float("inf"))
+    neighbours = dist.topk(k, largest=False).indices
+    votes = torch.nn.functional.one_hot(labels[neighbours], int(labels.max()) + 1).sum(1)
+    return float((votes.argmax(1) == labels).float().mean())
 
 
 @torch.no_grad()
