@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,19 +25,22 @@ from . import __version__
 from .checkpoint import CheckpointError
 from .data import DataSourceError
 from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_profile
-from .train import TrainingDiverged
+from .reference import WEIGHTS, export_reference, read_reference_metrics
+from .runs import RunFolderError, update_metrics
+from .train import TrainingDiverged, check_seed
 
 
-def _write_metrics(path: Path, update: dict) -> dict:
-    """Merge `update` into the JSON file at `path` (atomically) and return the result."""
-    metrics = json.loads(path.read_text()) if path.exists() else {}
-    metrics.update(update)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(metrics, handle, indent=2)
-    os.replace(tmp, path)
-    return metrics
+def _cpu_name() -> str:
+    """'cpu (model name, N threads)' from /proc/cpuinfo where there is one."""
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu ({model or 'unknown model'}, {torch.get_num_threads()} torch threads)"
 
 
 def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
@@ -49,7 +50,7 @@ def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
         "vaelib": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
     }
 
 
@@ -64,11 +65,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed, retrain=args.retrain)
+    if run.checkpoint.name == WEIGHTS:  # a committed reference run: nothing was trained
+        print(json.dumps(read_reference_metrics(args.name, run.profile.name), indent=2))
+        return 0
     h = run.history
     device = next(run.model.parameters()).device
     metrics = {
-        "name": args.name,
-        "profile": run.profile.name,
         "epochs": h.epoch[-1],
         "train_loss": h.train_loss[-1],
         "test_neg_elbo_during_training": h.test_neg_elbo[-1],
@@ -76,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "wall_seconds": time.perf_counter() - began,
         "train": _provenance(args, device),
     }
-    _write_metrics(run.checkpoint.parent / "metrics.json", metrics)
+    metrics = update_metrics(run.checkpoint.parent, run.run_record, metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -86,6 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import active_units, dataset_elbo, iw_log_likelihood
 
     run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed)
+    began = time.perf_counter()
     profile = run.profile
     test = load_dataset(run.experiment.dataset, split="classic").test.images
     k = args.iw_samples or profile.iw_samples
@@ -94,8 +97,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ll = iw_log_likelihood(run.model, test[:n_iw], k, progress=not args.quiet)
     device = next(run.model.parameters()).device
     metrics = {
-        "name": args.name,
-        "profile": profile.name,
         "test_neg_elbo": elbo["neg_elbo"],
         "test_kl": elbo["kl"],
         "test_distortion": elbo["distortion"],
@@ -104,9 +105,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "iw_samples": k,
         "iw_images": ll.n_images,
         "active_units": active_units(run.model, test),
+        "evaluate_seconds": time.perf_counter() - began,
         "evaluate": _provenance(args, device),
     }
-    _write_metrics(run.checkpoint.parent / "metrics.json", metrics)
+    if run.checkpoint.name == WEIGHTS:  # a committed reference run is never written to
+        print(json.dumps(metrics, indent=2))
+        return 0
+    metrics = update_metrics(run.checkpoint.parent, run.run_record, metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -114,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .plots import save_image_grid
 
-    run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed)
+    run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.model_seed)
     torch.manual_seed(args.seed)
     images = run.model.sample(args.n).cpu()
     png = Path(args.png or f"{args.name}-samples.png")
@@ -123,21 +128,59 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_reference(args: argparse.Namespace) -> int:
+    from .experiments import runs_base
+    from .runs import choose_run_dir, read_metrics
+
+    run = get_or_train(args.name, args.profile, out=args.out, device="cpu", seed=0, progress=False)
+    if run.checkpoint.name == WEIGHTS:
+        raise ValueError(f"{args.name} under {run.profile.name} already is a reference run: {run.checkpoint.parent}")
+    folder = choose_run_dir(runs_base(args.name, run.profile, args.out), 0, run.identity)
+    metrics = read_metrics(folder / "metrics.json")
+    if "test_nll" not in metrics:
+        raise ValueError(f"{folder} has no evaluation yet: run `python -m vaelib evaluate {args.name}` first")
+    print(export_reference(run, metrics))
+    return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    try:
+        return check_seed(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument ends in one `error: ...` line (exit status 2), not a usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vaelib", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m vaelib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="named experiments and profiles").set_defaults(func=cmd_list)
     for name, func, text in (
         ("train", cmd_train, "train (or load the cached run of) an experiment"),
         ("evaluate", cmd_evaluate, "test ELBO, KL and importance-weighted NLL"),
         ("sample", cmd_sample, "a PNG grid of samples from the prior"),
+        ("export-reference", cmd_export_reference, "copy a trained, evaluated run into vaelib/reference_runs"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("name", help="experiment name (see `list`)")
         p.add_argument("--profile", choices=sorted(PROFILES), default=None, help="default: $VAELIB_PROFILE, else full on GPU / cpu")
         p.add_argument("--out", default=None, help="runs folder (default: ~/.cache/vaelib/runs/<profile>)")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-        p.add_argument("--seed", type=int, default=0)
+        if name == "sample":
+            p.add_argument("--seed", type=_seed, default=0, help="seed of the samples drawn (default 0)")
+            p.add_argument("--model-seed", type=_seed, default=0, help="training seed of the model sampled (default 0)")
+        else:
+            p.add_argument("--seed", type=_seed, default=0, help="training seed of the run (default 0)")
         p.set_defaults(func=func)
         if name == "train":
             p.add_argument("--retrain", action="store_true", help="ignore a cached checkpoint")
@@ -164,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "profile", None) is not None:
             resolve_profile(args.profile)
         return args.func(args)
-    except (ValueError, TypeError, CheckpointError, DataSourceError, TrainingDiverged) as exc:
+    except (ValueError, TypeError, CheckpointError, DataSourceError, TrainingDiverged, RunFolderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

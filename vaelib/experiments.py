@@ -10,18 +10,18 @@ and `CODE_VERSION`, and training (or resuming) it otherwise.
 from __future__ import annotations
 
 import os
-import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .runs import CHECKPOINT, RunFolderError, choose_run_dir, ensure_writable_dir, identity_key, load_model_state, run_lock
 from .model import VAE
 from .nets import BernoulliDecoder, GaussianEncoder
 from .priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
-from .train import History, TrainConfig, fit
+from .train import History, TrainConfig, check_seed, fit
 
 # Bump when a change alters what training produces, so stale cached checkpoints are retrained.
 CODE_VERSION = 1
@@ -75,9 +75,39 @@ class Experiment:
             binarization=self.binarization, seed=seed,
         )
 
+    def architecture(self) -> dict:
+        """The fields that decide which network `build` makes (the training fields go to `train`).
+
+        Fields at their default are left out, like in `TrainConfig.recipe`, so a new
+        option with a default that keeps today's model changes no existing identity.
+        """
+        return _non_default_fields(self, skip=("name", "description", "dataset", "objective", "iw_samples", "binarization"))
+
     def identity(self, profile: Profile, seed: int = 0) -> dict:
-        """What a checkpoint must match to be reused: experiment, profile, seed and code version."""
-        return {"experiment": asdict(self), "profile": asdict(profile), "seed": seed, "code_version": CODE_VERSION}
+        """Everything that changes the trained weights, and nothing else.
+
+        The network (`architecture`), the training recipe (`TrainConfig.recipe`, seed
+        included), the data (set and training subset) and `CODE_VERSION`. Descriptions,
+        profile names and evaluation budgets are not part of it: editing them keeps
+        every cached run valid.
+        """
+        return {
+            "architecture": self.architecture(),
+            "train": self.train_config(profile, seed).recipe(),
+            "data": {"dataset": self.dataset, "train_subset": profile.train_subset},
+            "code_version": CODE_VERSION,
+        }
+
+
+def _non_default_fields(obj, skip: tuple[str, ...] = ()) -> dict:
+    """Dataclass fields of `obj` that have no default or differ from it."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in skip or (f.default is not MISSING and value == f.default):
+            continue
+        out[f.name] = value
+    return out
 
 
 def _mlp_vae(exp: Experiment, prior) -> VAE:
@@ -153,13 +183,21 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def cache_root() -> Path:
-    """Where trained runs live: $VAELIB_CACHE, else ~/.cache/vaelib/runs."""
-    return Path(os.environ.get("VAELIB_CACHE") or Path.home() / ".cache" / "vaelib" / "runs")
+    """Where trained runs live: $VAELIB_CACHE (with ~ expanded), else ~/.cache/vaelib/runs."""
+    configured = os.environ.get("VAELIB_CACHE")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "vaelib" / "runs"
 
 
-def run_dir(name: str, profile: Profile, out: str | Path | None = None) -> Path:
-    """`out/NAME` when `out` is given, else `<cache_root>/<profile>/NAME`."""
-    return Path(out) / name if out is not None else cache_root() / profile.name / name
+def runs_base(name: str, profile: Profile, out: str | Path | None = None) -> Path:
+    """The folder holding every seed of `name`: `out/NAME`, else `<cache_root>/<profile>/NAME`."""
+    return Path(out).expanduser() / name if out is not None else cache_root() / profile.name / name
+
+
+def run_dir(name: str, profile: Profile, out: str | Path | None = None, seed: int = 0) -> Path:
+    """The folder of the run of `name` with `seed` under `profile` (see `vaelib.runs`)."""
+    check_seed(seed)
+    identity = get_experiment(name).identity(profile, seed)
+    return choose_run_dir(runs_base(name, profile, out), seed, identity)
 
 
 @dataclass
@@ -171,6 +209,14 @@ class TrainedModel:
     experiment: Experiment
     profile: Profile
     checkpoint: Path
+    seed: int = 0
+    identity: dict | None = None
+
+    @property
+    def run_record(self) -> dict:
+        """Names this run in `metrics.json` (name, profile, seed, identity key)."""
+        key = identity_key(self.identity) if self.identity is not None else None
+        return {"name": self.experiment.name, "profile": self.profile.name, "seed": self.seed, "identity_key": key}
 
 
 def load_data_for(experiment: Experiment, profile: Profile):
@@ -179,6 +225,11 @@ def load_data_for(experiment: Experiment, profile: Profile):
 
     data = load_dataset(experiment.dataset, split="classic")
     return data.train.images[: profile.train_subset], data.test.images[: profile.test_subset]
+
+
+def retrain_requested() -> bool:
+    """True when $VAELIB_RETRAIN is set to 1/true/yes: train even where a run exists."""
+    return os.environ.get("VAELIB_RETRAIN", "").strip().lower() in ("1", "true", "yes")
 
 
 def get_or_train(
@@ -191,33 +242,53 @@ def get_or_train(
     progress: bool = True,
     retrain: bool = False,
 ) -> TrainedModel:
-    """Load the cached run of `name` under `profile`, or train it (resuming a partial run)."""
+    """The trained run of `name` with `seed` under `profile`: loaded if it exists, else trained.
+
+    Lookup order: a committed reference run (`vaelib.reference`, for exactly this
+    identity, unless `out` is given or a retrain is asked for), then the run folder
+    (`vaelib.runs`); a partial run there is resumed. `retrain=True` (or
+    VAELIB_RETRAIN=1) trains afresh, replacing only the run of this identity.
+    """
+    check_seed(seed)
     experiment = get_experiment(name)
     profile = profile if isinstance(profile, Profile) else resolve_profile(profile)
     device = resolve_device(device)
-    path = run_dir(name, profile, out) / "checkpoint.pt"
     identity = experiment.identity(profile, seed)
+    retrain = retrain or retrain_requested()
+    if out is None and not retrain:
+        from .reference import load_reference
+
+        found = load_reference(experiment, profile, seed, identity)
+        if found is not None:
+            model, history, path = found
+            return TrainedModel(model.to(device).eval(), history, experiment, profile, path, seed, identity)
+    folder = choose_run_dir(runs_base(name, profile, out), seed, identity)
+    path = folder / CHECKPOINT
     config = experiment.train_config(profile, seed)
-    if path.exists() and not retrain:
-        try:
-            state = load_checkpoint(path, expect={"meta": identity, "train_config": asdict(config)})
+    with run_lock(ensure_writable_dir(folder)):
+        if path.exists() and not path.is_file():
+            raise RunFolderError(f"{path} is not a file; move it away so the run can be written there")
+        if path.is_file() and retrain:
+            path.unlink()  # the run of this very identity (choose_run_dir never returns another's folder)
+        if path.is_file():
+            state = load_checkpoint(path, expect={"meta": identity})
+            if not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), dict):
+                raise CheckpointError(f"{path} lacks its epoch count or history; move it away or retrain")
             if state["epoch"] >= config.epochs:
                 model = experiment.build()
-                model.load_state_dict(state["model"])
-                return TrainedModel(model.to(device).eval(), History.from_dict(state["history"]), experiment, profile, path)
-        except CheckpointError as exc:
-            warnings.warn(f"ignoring the cached checkpoint and training afresh: {exc}", stacklevel=2)
-            path.unlink()
-    elif retrain and path.exists():
-        path.unlink()
-    torch.manual_seed(seed)
-    model = experiment.build()
-    train_images, test_images = load_data_for(experiment, profile)
-    history = fit(
-        model, train_images, config, test_images=test_images, checkpoint=path, meta=identity,
-        device=device, progress=progress,
-    )
-    return TrainedModel(model.eval(), history, experiment, profile, path)
+                load_model_state(model, state, path)
+                return TrainedModel(
+                    model.to(device).eval(), History.from_dict(state["history"]), experiment, profile, path,
+                    seed, identity,
+                )
+        torch.manual_seed(seed)
+        model = experiment.build()
+        train_images, test_images = load_data_for(experiment, profile)
+        history = fit(
+            model, train_images, config, test_images=test_images, checkpoint=path, meta=identity,
+            device=device, progress=progress,
+        )
+    return TrainedModel(model.eval(), history, experiment, profile, path, seed, identity)
 
 
 def with_epochs(profile: Profile, epochs: int) -> Profile:

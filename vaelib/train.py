@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,25 @@ from .model import VAE
 
 BINARIZATIONS = ("dynamic", "static", "grey")
 OBJECTIVES = ("elbo", "iwae")
+
+
+MAX_SEED = 2**63  # seeds are non-negative and fit in a signed 64-bit integer (torch's limit)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """Refuse seeds torch cannot take (negative, >= 2**63, not a whole number) before any work."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+        raise ValueError(f"{name} must be a whole number in [0, 2**63), got {seed!r}")
+    return seed
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,14 +70,33 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "iw_samples", "eval_batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+            _check_positive_int(f"TrainConfig.{name}", getattr(self, name))
+        if self.lr_decay_every is not None:
+            _check_positive_int("TrainConfig.lr_decay_every", self.lr_decay_every)
+        check_seed(self.seed, "TrainConfig.seed")
         if self.binarization not in BINARIZATIONS:
             raise ValueError(f"unknown binarization {self.binarization!r}; choose one of {BINARIZATIONS}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
+        if not (_is_real(self.lr) and 0 < self.lr < math.inf):
+            raise ValueError(f"TrainConfig.lr must be a finite positive number, got {self.lr!r}")
+        if not (_is_real(self.lr_decay) and 0 < self.lr_decay <= 1):
+            raise ValueError(f"TrainConfig.lr_decay must be in (0, 1] (a factor that lowers the rate), got {self.lr_decay!r}")
+
+    def recipe(self) -> dict[str, Any]:
+        """The fields that change the trained weights and differ from their defaults.
+
+        This is what a checkpoint records as its training identity. Fields at their
+        default are left out, so adding a new option whose default keeps the old
+        behaviour leaves every existing run valid; `eval_batch_size` only changes how
+        the test curve is computed, so it is never part of it.
+        """
+        defaults = TrainConfig()
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "eval_batch_size" and getattr(self, f.name) != getattr(defaults, f.name)
+        }
 
     @property
     def decay_every(self) -> int:
@@ -166,7 +204,7 @@ def fit(
     fused = device.type == "cuda"
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
     history, start_epoch = History(), 0
-    identity = {"meta": meta or {}, "train_config": asdict(config)}
+    identity = {"meta": meta or {}, "train_config": config.recipe()}
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect=identity)
         model.load_state_dict(state["model"])

@@ -1,0 +1,149 @@
+"""Committed reference runs: trained weights that ship with vaelib, with their provenance.
+
+`vaelib/reference_runs/<profile>/<name>/` holds one finished run of the original
+protocol (the `full` profile, seed 0): `weights.pt` (the model's state dict, its
+identity and per-epoch history, no optimiser state; read with `weights_only=True`),
+`metrics.json` (test ELBO, rate, distortion, importance-weighted NLL, active units,
+with the commands that produced them), `history.csv` and `provenance.json`.
+`get_or_train` loads such a run instead of training when its identity is exactly
+the one asked for; `tests/test_reference.py` checks that today's code still gives
+the recorded test ELBO from those weights.
+
+Regenerate with `benchmarks/make_reference.sh` (train, evaluate, export), then bump
+`REFERENCE_VERSION`: replacing reference weights is a deliberate act.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import subprocess
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .runs import load_model_state, read_metrics, write_json_atomically
+from .train import History
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .experiments import Experiment, Profile, TrainedModel
+    from .model import VAE
+
+REFERENCE_ROOT = Path(__file__).parent / "reference_runs"
+REFERENCE_VERSION = 1
+REFERENCE_SEED = 0
+WEIGHTS = "weights.pt"
+
+
+def reference_dir(name: str, profile_name: str = "full") -> Path:
+    """Where the reference run of `name` under a profile lives (whether or not it exists)."""
+    return REFERENCE_ROOT / profile_name / name
+
+
+def available(profile_name: str = "full") -> list[str]:
+    """Names of the experiments with a committed reference run under `profile_name`."""
+    root = REFERENCE_ROOT / profile_name
+    return sorted(p.name for p in root.iterdir() if (p / WEIGHTS).is_file()) if root.is_dir() else []
+
+
+def load_reference(
+    experiment: "Experiment", profile: "Profile", seed: int, identity: dict
+) -> tuple["VAE", History, Path] | None:
+    """The committed run of exactly this experiment and identity, or None if there is none."""
+    path = reference_dir(experiment.name, profile.name) / WEIGHTS
+    if seed != REFERENCE_SEED or not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path, expect={"meta": identity})
+    except CheckpointError as exc:
+        warnings.warn(f"not using the reference run: {exc}", stacklevel=3)
+        return None
+    model = experiment.build()
+    load_model_state(model, state, path)
+    return model, History.from_dict(state["history"]), path
+
+
+def read_reference_metrics(name: str, profile_name: str = "full") -> dict:
+    """The recorded metrics (with provenance) of a reference run; a clear error if absent."""
+    path = reference_dir(name, profile_name) / "metrics.json"
+    if not path.is_file():
+        have = ", ".join(available(profile_name)) or "none"
+        raise FileNotFoundError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
+    return read_metrics(path)
+
+
+def read_reference_history(name: str, profile_name: str = "full") -> History:
+    """The per-epoch history of a reference run (from its weights file, loaded weights-only)."""
+    state = load_checkpoint(reference_dir(name, profile_name) / WEIGHTS)
+    return History.from_dict(state["history"])
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + ("+uncommitted-changes" if dirty.stdout.strip() else "")
+
+
+def export_reference(run: "TrainedModel", metrics: dict, dest: Path | None = None) -> Path:
+    """Copy a finished run into the reference set: weights only, metrics, history, provenance."""
+    dest = dest or reference_dir(run.experiment.name, run.profile.name)
+    dest.mkdir(parents=True, exist_ok=True)
+    history = run.history
+    save_checkpoint(
+        dest / WEIGHTS,
+        {
+            "meta": run.identity,
+            "epoch": history.epoch[-1] if history.epoch else 0,
+            "model": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()},
+            "history": history.to_dict(),
+            "reference_version": REFERENCE_VERSION,
+        },
+    )
+    write_json_atomically(dest / "metrics.json", metrics)
+    with open(dest / "history.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        columns = list(history.to_dict())
+        writer.writerow(columns)
+        writer.writerows(zip(*(history.to_dict()[c] for c in columns)))
+    provenance = {
+        "experiment": run.experiment.name,
+        "profile": run.profile.name,
+        "seed": run.seed,
+        "identity": run.identity,
+        "reference_version": REFERENCE_VERSION,
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "train_command": metrics.get("train", {}).get("command"),
+        "evaluate_command": metrics.get("evaluate", {}).get("command"),
+        "device": metrics.get("train", {}).get("device"),
+        "train_seconds": metrics.get("train_seconds"),
+        "evaluate_seconds": metrics.get("evaluate_seconds"),
+    }
+    write_json_atomically(dest / "provenance.json", provenance)
+    return dest
+
+
+def describe(name: str, profile_name: str = "full") -> str:
+    """One line of provenance for a page: command, commit, device, versions, date."""
+    prov = json.loads((reference_dir(name, profile_name) / "provenance.json").read_text())
+    return (
+        f"{name}: `{prov.get('train_command')}` at commit {str(prov.get('commit'))[:10]} on {prov.get('device')}, "
+        f"torch {prov.get('torch')}, Python {prov.get('python')}, exported {prov.get('exported')}"
+    )
