@@ -116,3 +116,27 @@ def test_wrong_latent_size_and_sample_count_are_refused():
         prior.kl(torch.randn(2, 2), torch.randn(2, 2))
     with pytest.raises(ValueError, match="n must be a positive integer"):
         prior.sample(0)
+
+
+@pytest.mark.parametrize(
+    "prior,label,n,full",
+    [
+        (StandardNormal(3), "N(0, I)", 1, True),
+        (GaussianMixture(3, 7), "MoG, M=7", 7, True),
+        (FactorizedMixture(3, 7), "factorised MoG, M=7 per dimension", 7, False),
+    ],
+)
+def test_every_prior_describes_itself(prior, label, n, full):
+    assert prior.label == label and prior.n_components == n
+    weights = prior.log_weights.exp()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    parts = prior.components()
+    assert (parts is not None) == full
+    if full:
+        means, logvars = parts
+        assert means.shape == logvars.shape == (n, 3)
+        # A full mixture's components and weights give back its log-density.
+        z = torch.randn(5, 3)
+        from vaelib.distributions import mixture_log_prob
+
+        torch.testing.assert_close(mixture_log_prob(z, means, logvars, prior.log_weights), prior.log_prob(z))

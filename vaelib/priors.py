@@ -21,9 +21,17 @@ def _check_positive(name: str, value: int) -> None:
 
 
 class Prior(nn.Module):
-    """Base class: a distribution over R^latent_dim with the three methods a VAE needs."""
+    """Base class: a distribution over R^latent_dim with the three methods a VAE needs.
+
+    Besides `log_prob`, `sample` and `kl`, every prior describes itself, so code that
+    draws or explores it never needs to ask for its class: `label` (short, for tables
+    and titles), `n_components`, `log_weights` (of the components) and `components()`,
+    the (means, logvars) of a full-dimensional Gaussian mixture, or None for a prior
+    that is not one (the per-dimension mixture).
+    """
 
     kl_is_exact: bool = False
+    n_components: int = 1
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -42,6 +50,18 @@ class Prior(nn.Module):
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    @property
+    def label(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def log_weights(self) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def components(self) -> tuple[Tensor, Tensor] | None:
+        """(means, logvars), each (M, D), of a full-dimensional Gaussian mixture; None otherwise."""
+        return None
 
     @property
     def _device(self) -> torch.device:
@@ -69,6 +89,20 @@ class StandardNormal(Prior):
         self._check_z(mu)
         return gaussian_kl(mu, logvar)
 
+    @property
+    def label(self) -> str:
+        return "N(0, I)"
+
+    @property
+    def log_weights(self) -> Tensor:
+        """One component of weight 1."""
+        return torch.zeros(1, device=self._anchor.device)
+
+    def components(self) -> tuple[Tensor, Tensor]:
+        """The single component N(0, I): mean 0, log-variance 0."""
+        zeros = torch.zeros(1, self.latent_dim, device=self._anchor.device)
+        return zeros, zeros.clone()
+
 
 class GaussianMixture(Prior):
     """p(z) = sum_j pi_j N(z; mu_j, diag sigma_j^2) with M learned components.
@@ -90,9 +124,16 @@ class GaussianMixture(Prior):
             self.register_buffer("_fixed_logits", logits)
 
     @property
+    def label(self) -> str:
+        return f"MoG, M={self.n_components}"
+
+    @property
     def log_weights(self) -> Tensor:
         logits = self.logits if self.logits is not None else self._fixed_logits
         return torch.log_softmax(logits, dim=0)
+
+    def components(self) -> tuple[Tensor, Tensor]:
+        return self.means, self.logvars
 
     def log_prob(self, z: Tensor) -> Tensor:
         self._check_z(z)
@@ -130,6 +171,19 @@ class FactorizedMixture(Prior):
 
     def _log_weight(self) -> float:
         return -math.log(self.n_components)
+
+    @property
+    def label(self) -> str:
+        return f"factorised MoG, M={self.n_components} per dimension"
+
+    @property
+    def log_weights(self) -> Tensor:
+        """(D, M): uniform weights of each dimension's own mixture (`components()` is None)."""
+        return torch.full_like(self.means, self._log_weight())
+
+    def dimension_components(self) -> tuple[Tensor, Tensor]:
+        """(means, logvars), each (D, M): the one-dimensional mixture of every latent dimension."""
+        return self.means, self.logvars
 
     def log_prob(self, z: Tensor) -> Tensor:
         self._check_z(z)
@@ -181,6 +235,10 @@ class VampPrior(Prior):
     def components(self) -> tuple[Tensor, Tensor]:
         """(means, logvars) of the K mixture components, each (K, D)."""
         return self._encoder(self.pseudo_inputs)
+
+    @property
+    def label(self) -> str:
+        return f"VampPrior, K={self.n_components}"
 
     @property
     def log_weights(self) -> Tensor:
