@@ -83,6 +83,22 @@ def read_reference_history(name: str, profile_name: str = "full") -> History:
     return History.from_dict(state["history"])
 
 
+CHECK_IMAGES = 1000  # test images the reproduction check scores (tests/test_reference.py)
+CHECK_SEED = 0
+
+
+def check_elbo(model: "VAE", test_images: torch.Tensor) -> float:
+    """Negative ELBO (nats) on the first `CHECK_IMAGES` test images, with seeded noise.
+
+    The number a reference run records at export and today's code must reproduce:
+    same weights, same fixed binarisation, same reparameterisation draws.
+    """
+    from .evaluate import dataset_elbo
+
+    torch.manual_seed(CHECK_SEED)
+    return dataset_elbo(model, test_images[:CHECK_IMAGES], seed=CHECK_SEED)["neg_elbo"]
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(
@@ -100,15 +116,22 @@ def _git_commit() -> str:
 
 def export_reference(run: "TrainedModel", metrics: dict, dest: Path | None = None) -> Path:
     """Copy a finished run into the reference set: weights only, metrics, history, provenance."""
+    from .data import load_dataset
+
     dest = dest or reference_dir(run.experiment.name, run.profile.name)
     dest.mkdir(parents=True, exist_ok=True)
+    test_images = load_dataset(run.experiment.dataset, split="classic").test.images
+    model = run.model.cpu().eval()
+    metrics = {**metrics, "reference_check": {
+        "images": CHECK_IMAGES, "seed": CHECK_SEED, "test_neg_elbo": check_elbo(model, test_images),
+    }}
     history = run.history
     save_checkpoint(
         dest / WEIGHTS,
         {
             "meta": run.identity,
             "epoch": history.epoch[-1] if history.epoch else 0,
-            "model": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()},
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "history": history.to_dict(),
             "reference_version": REFERENCE_VERSION,
         },
