@@ -25,7 +25,7 @@ from . import __version__
 from .checkpoint import CheckpointError
 from .data import DataSourceError
 from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_profile
-from .reference import WEIGHTS, export_reference, read_reference_metrics
+from .reference import PER_IMAGE_FILE, WEIGHTS, export_reference, read_reference_metrics, save_per_image_log_px
 from .runs import RunFolderError, update_metrics
 from .train import TrainingDiverged, check_seed
 
@@ -111,6 +111,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if run.checkpoint.name == WEIGHTS:  # a committed reference run is never written to
         print(json.dumps(metrics, indent=2))
         return 0
+    # The per-image estimates, so that two models can be compared image by image (paired).
+    save_per_image_log_px(run.checkpoint.parent / PER_IMAGE_FILE, ll.per_image, {"k": k, "images": ll.n_images})
     metrics = update_metrics(run.checkpoint.parent, run.run_record, metrics)
     print(json.dumps(metrics, indent=2))
     return 0

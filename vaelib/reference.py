@@ -38,6 +38,17 @@ REFERENCE_ROOT = Path(__file__).parent / "reference_runs"
 REFERENCE_VERSION = 1
 REFERENCE_SEED = 0
 WEIGHTS = "weights.pt"
+PER_IMAGE_FILE = "iw_log_px.pt"  # per-test-image importance-weighted log p(x), float64
+
+
+def save_per_image_log_px(path: Path, log_px: torch.Tensor, info: dict) -> None:
+    """Write per-image log p(x) estimates (in test-set order) atomically, beside the metrics."""
+    save_checkpoint(path, {"log_px": log_px.double().cpu(), **info})
+
+
+def load_per_image_log_px(name: str, profile_name: str = "full") -> torch.Tensor:
+    """The per-image log p(x) estimates a reference run recorded (10,000 test images, k = 5000)."""
+    return load_checkpoint(reference_dir(name, profile_name) / PER_IMAGE_FILE)["log_px"]
 
 
 def reference_dir(name: str, profile_name: str = "full") -> Path:
@@ -137,6 +148,9 @@ def export_reference(run: "TrainedModel", metrics: dict, dest: Path | None = Non
         },
     )
     write_json_atomically(dest / "metrics.json", metrics)
+    per_image = run.checkpoint.parent / PER_IMAGE_FILE
+    if per_image.is_file():
+        (dest / PER_IMAGE_FILE).write_bytes(per_image.read_bytes())
     with open(dest / "history.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         columns = list(history.to_dict())
