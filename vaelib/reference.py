@@ -20,6 +20,7 @@ import json
 import platform
 import subprocess
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,58 @@ def load_reference(
     model = experiment.build()
     load_model_state(model, state, path)
     return model, History.from_dict(state["history"]), path
+
+
+@dataclass
+class ReferenceRun:
+    """A committed run, loaded for reading (chapters 3 and 5): never trains anything."""
+
+    name: str
+    model: "VAE"
+    history: History
+    metrics: dict
+    provenance: dict
+
+    @property
+    def log_px(self) -> torch.Tensor:
+        """Per-test-image importance-weighted log p(x) (k = 5000, all 10,000 test images)."""
+        return load_per_image_log_px(self.name, self.provenance.get("profile", "full"))
+
+    def describe(self) -> str:
+        """One line of provenance for a page: command, commit, device, versions, date."""
+        p = self.provenance
+        return (
+            f"{self.name}: {p.get('train_command')}, commit {str(p.get('commit'))[:10]}, {p.get('device')}, "
+            f"torch {p.get('torch')}, Python {p.get('python')}, exported {p.get('exported')}"
+        )
+
+
+class ReferenceError(RuntimeError):
+    """A reference run that is missing or no longer matches today's code."""
+
+
+def load_run(name: str, profile_name: str = "full") -> ReferenceRun:
+    """The committed run of `name`, checked against today's identity of that experiment."""
+    from .experiments import PROFILES, get_experiment
+
+    folder = reference_dir(name, profile_name)
+    if not (folder / WEIGHTS).is_file():
+        have = ", ".join(available(profile_name)) or "none"
+        raise ReferenceError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
+    experiment, profile = get_experiment(name), PROFILES[profile_name]
+    identity = experiment.identity(profile, REFERENCE_SEED)
+    try:
+        state = load_checkpoint(folder / WEIGHTS, expect={"meta": identity})
+    except CheckpointError as exc:
+        raise ReferenceError(
+            f"the reference run of {name} no longer matches today's code ({exc}); "
+            "regenerate it with benchmarks/make_reference.sh"
+        ) from None
+    model = experiment.build()
+    load_model_state(model, state, folder / WEIGHTS)
+    provenance = json.loads((folder / "provenance.json").read_text())
+    return ReferenceRun(name, model.eval(), History.from_dict(state["history"]), read_metrics(folder / "metrics.json"),
+                        provenance)
 
 
 def read_reference_metrics(name: str, profile_name: str = "full") -> dict:
@@ -175,12 +228,3 @@ def export_reference(run: "TrainedModel", metrics: dict, dest: Path | None = Non
     }
     write_json_atomically(dest / "provenance.json", provenance)
     return dest
-
-
-def describe(name: str, profile_name: str = "full") -> str:
-    """One line of provenance for a page: command, commit, device, versions, date."""
-    prov = json.loads((reference_dir(name, profile_name) / "provenance.json").read_text())
-    return (
-        f"{name}: `{prov.get('train_command')}` at commit {str(prov.get('commit'))[:10]} on {prov.get('device')}, "
-        f"torch {prov.get('torch')}, Python {prov.get('python')}, exported {prov.get('exported')}"
-    )
