@@ -25,7 +25,7 @@ from . import __version__
 from .checkpoint import CheckpointError
 from .data import DataSourceError
 from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_profile
-from .reference import PER_IMAGE_FILE, WEIGHTS, export_reference, read_reference_metrics, save_per_image_log_px
+from .reference import PER_IMAGE_FILE, available, WEIGHTS, export_reference, read_reference_metrics, save_per_image_log_px
 from .runs import RunFolderError, update_metrics
 from .train import TrainingDiverged, check_seed
 
@@ -56,8 +56,10 @@ def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
 
 def cmd_list(args: argparse.Namespace) -> int:
     width = max(map(len, EXPERIMENTS))
+    committed = set(available("full"))
     for name, exp in sorted(EXPERIMENTS.items()):
-        print(f"{name:<{width}}  {exp.description}")
+        mark = "  [reference run committed for full]" if name in committed else ""
+        print(f"{name:<{width}}  {exp.description}{mark}")
     print("\nprofiles: " + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()))
     return 0
 

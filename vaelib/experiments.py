@@ -45,7 +45,7 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", "seconds per notebook: 2 epochs on 2,000 images (CI and pytest)", 2, 2000, 500, 64, 100),
         Profile("cpu", "minutes per chapter on a laptop CPU: 20 epochs on all 50,000 images", 20, None, None, 1000, 1000),
-        Profile("full", "the original protocol: 400 epochs, learning rate x0.1 every 100 (use a GPU)", 400, None, None, 5000, None),
+        Profile("full", "the original protocol: 400 epochs, learning rate x0.1 every 100; committed reference runs load instantly", 400, None, None, 5000, None),
     )
 }
 
@@ -162,7 +162,13 @@ def get_experiment(name: str) -> Experiment:
 
 
 def resolve_profile(name: str | None = None) -> Profile:
-    """The named profile, else $VAELIB_PROFILE, else `full` with a GPU and `cpu` without."""
+    """The named profile, else $VAELIB_PROFILE, else `full` with a GPU and `cpu` without.
+
+    Under `full`, `get_or_train` loads the committed 400-epoch reference run of an
+    experiment when there is one for exactly its identity (`vaelib.reference`;
+    `python -m vaelib list` marks them), so those models need no training on any
+    machine; `retrain=True` or VAELIB_RETRAIN=1 trains them anyway.
+    """
     name = name or os.environ.get("VAELIB_PROFILE") or ("full" if torch.cuda.is_available() else "cpu")
     try:
         return PROFILES[name]
