@@ -1,10 +1,12 @@
 """Named, versioned experiments and the profiles that say how long to train them.
 
-An `Experiment` fixes the model (prior kind, latent size, components, data set,
-objective); a `Profile` fixes the budget (epochs, data subset, evaluation
-samples). `get_or_train(name, profile)` returns the trained model, loading the
-cached checkpoint when one exists for exactly that experiment, profile, seed
-and `CODE_VERSION`, and training (or resuming) it otherwise.
+An `Experiment` fixes the model (prior kind, latent size, components, networks,
+data set, objective); a `Profile` fixes how it is trained and scored (epochs, data
+subset, evaluation samples, and for a published protocol such as `tw` the rest of
+its recipe: batch size, learning rate, warm-up, early stopping).
+`get_or_train(name, profile)` returns the trained model, loading the cached
+checkpoint when one exists for exactly that experiment, profile, seed and
+`CODE_VERSION`, and training (or resuming) it otherwise.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import os
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .runs import CHECKPOINT, RunFolderError, choose_run_dir, ensure_writable_dir, identity_key, load_model_state, run_lock
 from .model import VAE
-from .nets import BernoulliDecoder, GaussianEncoder
+from .nets import BernoulliDecoder, GatedBernoulliDecoder, GatedEncoder, GaussianEncoder
 from .priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
 from .train import History, TrainConfig, check_seed, fit
 
@@ -38,7 +40,24 @@ class Profile:
     test_subset: int | None
     iw_samples: int  # k for importance-weighted log-likelihoods
     iw_images: int | None  # test images used for them (None: all)
+    # TrainConfig fields a published protocol fixes besides the epochs, as (name, value) pairs;
+    # empty for the original protocol's profiles, whose recipe is TrainConfig's defaults.
+    recipe: tuple[tuple[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        known = {f.name for f in fields(TrainConfig)} - {"epochs", "seed", "objective", "iw_samples", "binarization"}
+        unknown = sorted(k for k, _ in self.recipe if k not in known)
+        if unknown:
+            raise ValueError(f"profile {self.name!r}: {unknown} are not TrainConfig options a profile may set")
+
+
+# Tomczak & Welling (2018), jmtomczak/vae_vampprior: experiment.py defaults (batch 100, lr 5e-4,
+# warm-up 100, early stopping 50, up to 2000 epochs, S = 5000), AdamNormGrad (utils/optimizer.py),
+# the sampled KL of models/VAE.py calculate_loss, no learning-rate schedule.
+TW_RECIPE = (
+    ("batch_size", 100), ("lr", 5e-4), ("lr_decay", 1.0), ("kl_warmup_epochs", 100),
+    ("early_stopping_patience", 50), ("optimizer", "adam-normgrad"), ("kl_estimate", "sample"),
+)
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -46,6 +65,11 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "seconds per notebook: 2 epochs on 2,000 images (CI and pytest)", 2, 2000, 500, 64, 100),
         Profile("cpu", "minutes per chapter on a laptop CPU: 20 epochs on all 50,000 images", 20, None, None, 1000, 1000),
         Profile("full", "the original protocol: 400 epochs, learning rate x0.1 every 100; committed reference runs load instantly", 400, None, None, 5000, None),
+        Profile(
+            "tw", "Tomczak & Welling (2018): batch 100, Adam 5e-4 (normalised gradients), KL warm-up over 100 "
+            "epochs, early stopping (patience 50) on the 10,000 validation images, at most 2000 epochs",
+            2000, None, None, 5000, None, TW_RECIPE,
+        ),
     )
 }
 
@@ -64,6 +88,16 @@ class Experiment:
     objective: str = "elbo"
     iw_samples: int = 1
     binarization: str = "dynamic"
+    network: str = "mlp"  # "mlp": one ReLU layer of hidden_dim; "gated": Tomczak & Welling's gated layers
+    hidden_layers: int = 1  # hidden layers of the encoder (the decoder mirrors it); the MLP has one
+    pseudo_inputs: str = "sigmoid"  # VampPrior pseudo-inputs: "sigmoid" (vaelib) or "hardtanh" (theirs)
+
+    def __post_init__(self) -> None:
+        if self.network not in NETWORKS:
+            raise ValueError(f"experiment {self.name!r}: unknown network {self.network!r}; choose one of {NETWORKS}")
+        if self.network == "mlp" and self.hidden_layers != 1:
+            raise ValueError(f"experiment {self.name!r}: the mlp network has one hidden layer, "
+                             f"got hidden_layers={self.hidden_layers}")
 
     def build(self) -> VAE:
         """A freshly initialised model for this experiment (seed torch first for reproducibility)."""
@@ -72,7 +106,7 @@ class Experiment:
     def train_config(self, profile: Profile, seed: int = 0) -> TrainConfig:
         return TrainConfig(
             epochs=profile.epochs, objective=self.objective, iw_samples=self.iw_samples,
-            binarization=self.binarization, seed=seed,
+            binarization=self.binarization, seed=seed, **dict(profile.recipe),
         )
 
     def architecture(self) -> dict:
@@ -110,10 +144,24 @@ def _non_default_fields(obj, skip: tuple[str, ...] = ()) -> dict:
     return out
 
 
+NETWORKS = ("mlp", "gated")
+
+
+def _encoder(exp: Experiment):
+    if exp.network == "gated":
+        return GatedEncoder(784, exp.hidden_dim, exp.latent_dim, exp.hidden_layers)
+    return GaussianEncoder(784, exp.hidden_dim, exp.latent_dim)
+
+
+def _decoder(exp: Experiment):
+    if exp.network == "gated":
+        return GatedBernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784, exp.hidden_layers)
+    return BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784)
+
+
 def _mlp_vae(exp: Experiment, prior) -> VAE:
-    return VAE(
-        GaussianEncoder(784, exp.hidden_dim, exp.latent_dim), BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), prior
-    )
+    """Encoder and decoder of the experiment's `network` around `prior` (built first, as always)."""
+    return VAE(_encoder(exp), _decoder(exp), prior)
 
 
 MODEL_BUILDERS: dict[str, Callable[[Experiment], VAE]] = {
@@ -125,8 +173,8 @@ MODEL_BUILDERS: dict[str, Callable[[Experiment], VAE]] = {
 
 
 def _vamp_vae(exp: Experiment) -> VAE:
-    encoder = GaussianEncoder(784, exp.hidden_dim, exp.latent_dim)
-    return VAE(encoder, BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), VampPrior(encoder, exp.n_components))
+    encoder = _encoder(exp)
+    return VAE(encoder, _decoder(exp), VampPrior(encoder, exp.n_components, activation=exp.pseudo_inputs))
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
@@ -233,6 +281,13 @@ def load_data_for(experiment: Experiment, profile: Profile):
     return data.train.images[: profile.train_subset], data.test.images[: profile.test_subset]
 
 
+def load_valid_for(experiment: Experiment):
+    """The validation images of the classic split: the last 10,000 of the 60,000 training images."""
+    from .data import load_dataset
+
+    return load_dataset(experiment.dataset, split="classic").valid.images
+
+
 def retrain_requested() -> bool:
     """True when $VAELIB_RETRAIN is set to 1/true/yes: train even where a run exists."""
     return os.environ.get("VAELIB_RETRAIN", "").strip().lower() in ("1", "true", "yes")
@@ -280,7 +335,7 @@ def get_or_train(
             state = load_checkpoint(path, expect={"meta": identity})
             if not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), dict):
                 raise CheckpointError(f"{path} lacks its epoch count or history; move it away or retrain")
-            if state["epoch"] >= config.epochs:
+            if state["epoch"] >= config.epochs or state.get("finished") is True:
                 model = experiment.build()
                 load_model_state(model, state, path)
                 return TrainedModel(
@@ -290,9 +345,10 @@ def get_or_train(
         torch.manual_seed(seed)
         model = experiment.build()
         train_images, test_images = load_data_for(experiment, profile)
+        valid_images = load_valid_for(experiment) if config.uses_validation else None
         history = fit(
-            model, train_images, config, test_images=test_images, checkpoint=path, meta=identity,
-            device=device, progress=progress,
+            model, train_images, config, test_images=test_images, valid_images=valid_images, checkpoint=path,
+            meta=identity, device=device, progress=progress,
         )
     return TrainedModel(model.eval(), history, experiment, profile, path, seed, identity)
 
@@ -318,6 +374,8 @@ BOTH_POSTERIOR_COMPONENTS = 5  # posterior components of the "both-c5" kind (its
 
 
 def _mixture_posterior_vae(exp: Experiment, n_posterior: int, prior) -> MixturePosteriorVAE:
+    if exp.network != "mlp":
+        raise ValueError(f"experiment {exp.name!r}: the mixture posterior has only the mlp network")
     encoder = MixtureEncoder(784, exp.hidden_dim, exp.latent_dim, n_posterior)
     return MixturePosteriorVAE(encoder, BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), prior)
 
@@ -347,3 +405,19 @@ register(Experiment("fashion-mog-z10-m1000", "Fashion-MNIST: mixture prior with 
                     dataset="fashion-mnist"))
 register(Experiment("fashion-vamp-z10-k500", "Fashion-MNIST: VampPrior with 500 pseudo-inputs, z=10", "vamp", 10, 500,
                     dataset="fashion-mnist"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 5: Tomczak & Welling (2018), one stochastic layer on dynamically binarised MNIST.
+# Their models/VAE.py: gated 784-300-300 encoder, mirrored decoder, z = 40, 500 components.
+# Train them with `--profile tw` (their recipe); other profiles train the same networks on
+# this book's budgets.
+# ---------------------------------------------------------------------------------------------
+_TW = {"latent_dim": 40, "network": "gated", "hidden_dim": 300, "hidden_layers": 2}
+register(Experiment("tw-standard-z40", "Tomczak & Welling: gated 300-300 networks, unit-Gaussian prior, z=40",
+                    "vae", **_TW))
+register(Experiment("tw-mog-z40-m500", "Tomczak & Welling: gated 300-300 networks, mixture prior with 500 "
+                    "learned components, z=40", "mog", n_components=500, **_TW))
+register(Experiment("tw-vamp-z40-k500", "Tomczak & Welling: gated 300-300 networks, VampPrior with 500 "
+                    "pseudo-inputs (hard-tanh, their initialisation), z=40", "vamp", n_components=500,
+                    pseudo_inputs="hardtanh", **_TW))

@@ -70,13 +70,25 @@ class VAE(nn.Module):
         """Pixel probabilities of p(x|z) for latent codes z of shape (N, latent_dim)."""
         return self.decoder.mean(self.decoder(self._check_latent(z)))
 
-    def elbo(self, x: Tensor) -> ELBO:
-        """One-sample reparameterised ELBO per example."""
+    KL_ESTIMATES = ("analytic", "sample")
+
+    def elbo(self, x: Tensor, kl_estimate: str = "analytic") -> ELBO:
+        """One-sample reparameterised ELBO per example.
+
+        `kl_estimate="analytic"` takes the prior's `kl` (closed form, or the variational
+        approximation for mixtures); `"sample"` estimates KL at the same z as the reconstruction,
+        log q(z|x) - log p(z), as Tomczak & Welling's `calculate_loss` does for every prior.
+        """
+        if kl_estimate not in self.KL_ESTIMATES:
+            raise ValueError(f"unknown kl_estimate {kl_estimate!r}; choose one of {self.KL_ESTIMATES}")
         x = self.prepare(x)
         mu, logvar = self.encoder(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         reconstruction = self.decoder.log_likelihood(self.decoder(z), x)
-        kl = self.prior.kl(mu, logvar)
+        if kl_estimate == "sample":
+            kl = diagonal_gaussian(mu, logvar).log_prob(z) - self.prior.log_prob(z)
+        else:
+            kl = self.prior.kl(mu, logvar)
         return ELBO(reconstruction - kl, reconstruction, kl)
 
     def loss(self, x: Tensor) -> Tensor:

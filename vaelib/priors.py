@@ -217,20 +217,41 @@ class VampPrior(Prior):
     like the Gaussian mixture's, since the components are Gaussians.
     """
 
-    def __init__(self, encoder: nn.Module, n_pseudo_inputs: int, init: Tensor | None = None) -> None:
+    ACTIVATIONS = ("sigmoid", "hardtanh")
+
+    def __init__(
+        self, encoder: nn.Module, n_pseudo_inputs: int, init: Tensor | None = None, activation: str = "sigmoid"
+    ) -> None:
+        """`activation="hardtanh"` is Tomczak & Welling's own parametrisation (`models/Model.py:
+        add_pseudoinputs`): free pixels u_k clipped to [0, 1] by Hardtanh(0, 1), initialised
+        N(0.05, 0.01^2) (their MNIST setting in `utils/load_data.py`); kept in `pseudo_raw`.
+        """
         super().__init__(encoder.latent_dim)
         _check_positive("n_pseudo_inputs", n_pseudo_inputs)
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"unknown pseudo-input activation {activation!r}; choose one of {self.ACTIVATIONS}")
         self.n_components = n_pseudo_inputs
+        self.activation = activation
         object.__setattr__(self, "_encoder", encoder)  # not a submodule: no duplicate parameters
+        shape = (n_pseudo_inputs, encoder.input_dim)
         if init is None:
-            init = 0.5 + 0.05 * torch.randn(n_pseudo_inputs, encoder.input_dim)
-        if init.shape != (n_pseudo_inputs, encoder.input_dim):
-            raise ValueError(f"init must have shape {(n_pseudo_inputs, encoder.input_dim)}, got {tuple(init.shape)}")
-        self.pseudo_logits = nn.Parameter(torch.logit(init.float().clamp(1e-3, 1 - 1e-3)))
+            init = 0.5 + 0.05 * torch.randn(shape) if activation == "sigmoid" else 0.05 + 0.01 * torch.randn(shape)
+        if init.shape != shape:
+            raise ValueError(f"init must have shape {shape}, got {tuple(init.shape)}")
+        if activation == "sigmoid":
+            self.pseudo_logits = nn.Parameter(torch.logit(init.float().clamp(1e-3, 1 - 1e-3)))
+        else:
+            self.pseudo_raw = nn.Parameter(init.float().clone())
+
+    @property
+    def _raw(self) -> Tensor:
+        return self.pseudo_logits if self.activation == "sigmoid" else self.pseudo_raw
 
     @property
     def pseudo_inputs(self) -> Tensor:
-        return torch.sigmoid(self.pseudo_logits)
+        if self.activation == "sigmoid":
+            return torch.sigmoid(self.pseudo_logits)
+        return torch.nn.functional.hardtanh(self.pseudo_raw, 0.0, 1.0)
 
     def components(self) -> tuple[Tensor, Tensor]:
         """(means, logvars) of the K mixture components, each (K, D)."""
@@ -242,7 +263,7 @@ class VampPrior(Prior):
 
     @property
     def log_weights(self) -> Tensor:
-        return torch.full((self.n_components,), -math.log(self.n_components), device=self.pseudo_logits.device)
+        return torch.full((self.n_components,), -math.log(self.n_components), device=self._raw.device)
 
     def log_prob(self, z: Tensor) -> Tensor:
         self._check_z(z)

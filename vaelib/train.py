@@ -5,10 +5,17 @@ slice, binarised there with a fresh Bernoulli draw. All randomness of epoch e
 comes from generators seeded by (seed, e), and a checkpoint is written after every
 epoch, so an interrupted run resumed from its checkpoint ends with the same
 weights as one that never stopped.
+
+Options for Tomczak & Welling's protocol (all off by default, so the original
+protocol trains exactly as before): a linear KL warm-up, early stopping on the
+validation ELBO that keeps the best weights (its state is checkpointed too, so a
+resumed run stops where an uninterrupted one would), their Adam with per-tensor
+normalised gradients, and the single-sample KL estimate of their loss.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -24,6 +31,9 @@ from .model import VAE
 
 BINARIZATIONS = ("dynamic", "static", "grey")
 OBJECTIVES = ("elbo", "iwae")
+OPTIMIZERS = ("adam", "adam-normgrad")
+KL_ESTIMATES = ("analytic", "sample")
+VALID_BINARIZATION_SEED = 1  # the fixed draw of the validation images (the test images use seed 0)
 
 
 MAX_SEED = 2**63  # seeds are non-negative and fit in a signed 64-bit integer (torch's limit)
@@ -55,6 +65,18 @@ class TrainConfig:
 
     `lr_decay_every` (epochs) defaults to a quarter of `epochs`: the original
     multiplied the learning rate by 0.1 every 100 of its 400 epochs.
+
+    Tomczak & Welling's protocol (jmtomczak/vae_vampprior) adds:
+    `kl_warmup_epochs` W: the KL term is weighted by beta = min(1, epoch / W) in epoch
+    1, 2, ... (their `utils/training.py`); 0 means beta = 1 throughout.
+    `early_stopping_patience` P: after every epoch the validation ELBO is computed; training
+    stops once it has not improved for more than P epochs in a row (the count is held at 0
+    before epoch W), and the model ends with the weights of its best epoch (their
+    `utils/perform_experiment.py`). Needs validation images in `fit`.
+    `optimizer="adam-normgrad"`: Adam on gradients divided by their L2 norm, tensor by
+    tensor (their `utils/optimizer.py: AdamNormGrad`).
+    `kl_estimate="sample"`: KL estimated at the reconstruction's z, log q(z|x) - log p(z)
+    (their `calculate_loss`), in training and in the validation ELBO.
     """
 
     epochs: int = 20
@@ -67,12 +89,27 @@ class TrainConfig:
     iw_samples: int = 1
     seed: int = 0
     eval_batch_size: int = 1000
+    kl_warmup_epochs: int = 0
+    early_stopping_patience: int | None = None
+    optimizer: str = "adam"
+    kl_estimate: str = "analytic"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "iw_samples", "eval_batch_size"):
             _check_positive_int(f"TrainConfig.{name}", getattr(self, name))
         if self.lr_decay_every is not None:
             _check_positive_int("TrainConfig.lr_decay_every", self.lr_decay_every)
+        if self.early_stopping_patience is not None:
+            _check_positive_int("TrainConfig.early_stopping_patience", self.early_stopping_patience)
+        w = self.kl_warmup_epochs
+        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise ValueError(f"TrainConfig.kl_warmup_epochs must be a whole number >= 0, got {w!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if self.kl_estimate not in KL_ESTIMATES:
+            raise ValueError(f"unknown kl_estimate {self.kl_estimate!r}; choose one of {KL_ESTIMATES}")
+        if self.objective == "iwae" and (w or self.kl_estimate != "analytic"):
+            raise ValueError("kl_warmup_epochs and kl_estimate apply to the ELBO objective, not to objective='iwae'")
         check_seed(self.seed, "TrainConfig.seed")
         if self.binarization not in BINARIZATIONS:
             raise ValueError(f"unknown binarization {self.binarization!r}; choose one of {BINARIZATIONS}")
@@ -106,6 +143,16 @@ class TrainConfig:
         """Step schedule: lr * lr_decay ** (epoch // decay_every), epochs counted from 0."""
         return self.lr * self.lr_decay ** (epoch // self.decay_every)
 
+    def beta_at(self, epoch: int) -> float:
+        """KL weight in epoch `epoch` (counted from 0): min(1, (epoch + 1) / kl_warmup_epochs), or 1."""
+        if self.kl_warmup_epochs == 0:
+            return 1.0
+        return min(1.0, (epoch + 1) / self.kl_warmup_epochs)
+
+    @property
+    def uses_validation(self) -> bool:
+        return self.early_stopping_patience is not None
+
 
 @dataclass
 class History:
@@ -118,13 +165,26 @@ class History:
     test_kl: list[float] = field(default_factory=list)
     test_reconstruction: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    valid_neg_elbo: list[float] = field(default_factory=list)  # NaN without validation images
+    beta: list[float] = field(default_factory=list)  # the KL weight of each epoch (1 without warm-up)
 
     def to_dict(self) -> dict[str, list]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, list]) -> "History":
-        return cls(**{k: list(v) for k, v in data.items()})
+        """Rebuild a history; columns added after it was written are filled (NaN, or beta 1)."""
+        out = cls(**{k: list(v) for k, v in data.items()})
+        n = len(out.epoch)
+        for name, fill in (("valid_neg_elbo", math.nan), ("beta", 1.0)):
+            if name not in data:
+                setattr(out, name, [fill] * n)
+        return out
+
+    def best_epoch(self) -> int | None:
+        """The epoch (counted from 1) with the lowest validation -ELBO, the first of ties; None without one."""
+        valid = [(v, e) for v, e in zip(self.valid_neg_elbo, self.epoch) if not math.isnan(v)]
+        return min(valid, key=lambda t: t[0])[1] if valid else None
 
 
 def prepare_images(images: Tensor, device: torch.device | str) -> Tensor:
@@ -152,13 +212,14 @@ def static_binarization(images: Tensor, seed: int = 0) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_elbo(model: VAE, x: Tensor, batch_size: int = 1000) -> dict[str, float]:
+def evaluate_elbo(model: VAE, x: Tensor, batch_size: int = 1000, kl_estimate: str = "analytic") -> dict[str, float]:
     """Mean negative ELBO, KL and reconstruction term over float inputs x (nats per image)."""
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=x.device)
+    kwargs = {} if kl_estimate == "analytic" else {"kl_estimate": kl_estimate}
     for start in range(0, x.shape[0], batch_size):
-        terms = model.elbo(x[start : start + batch_size])
+        terms = model.elbo(x[start : start + batch_size], **kwargs)
         sums += torch.stack([-terms.elbo.sum(), terms.kl.sum(), terms.reconstruction.sum()]).double()
     model.train(was_training)
     neg_elbo, kl, rec = (sums / x.shape[0]).tolist()
@@ -169,11 +230,64 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63 - 1)
 
 
-def _batch_loss(model: VAE, x: Tensor, config: TrainConfig) -> Tensor:
+def _batch_loss(model: VAE, x: Tensor, config: TrainConfig, beta: float = 1.0) -> Tensor:
     if config.objective == "iwae":
         log_w = model.log_weights(x, config.iw_samples)
         return -(torch.logsumexp(log_w, dim=0) - math.log(config.iw_samples)).mean()
-    return model.loss(x)
+    if beta == 1.0 and config.kl_estimate == "analytic":
+        return model.loss(x)
+    kwargs = {} if config.kl_estimate == "analytic" else {"kl_estimate": config.kl_estimate}
+    terms = model.elbo(x, **kwargs)
+    return -(terms.reconstruction - beta * terms.kl).mean()
+
+
+def _normalise_gradients(params: list[Tensor]) -> None:
+    """Divide each gradient by its L2 norm + 1e-7, tensor by tensor (their AdamNormGrad)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        norms = torch._foreach_norm(grads)
+        torch._foreach_add_(norms, 1e-7)
+        torch._foreach_div_(grads, norms)
+
+
+def _check_model_supports(model: VAE, config: TrainConfig) -> None:
+    if config.kl_estimate != "analytic" and "kl_estimate" not in inspect.signature(model.elbo).parameters:
+        raise ValueError(f"{type(model).__name__}.elbo has no kl_estimate option; train it with kl_estimate='analytic'")
+
+
+@dataclass
+class EarlyStopping:
+    """Their rule: a strictly lower validation loss is a new best; otherwise count a bad epoch,
+    reset the count before the warm-up ends, and stop once the count exceeds the patience."""
+
+    patience: int
+    warmup: int = 0
+    best: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+
+    def update(self, epoch: int, loss: float) -> bool:
+        """Record epoch `epoch` (counted from 1); True when it is the new best."""
+        if loss < self.best:
+            self.best, self.best_epoch, self.bad_epochs = loss, epoch, 0
+            return True
+        self.bad_epochs += 1
+        if epoch < self.warmup:
+            self.bad_epochs = 0
+        if self.bad_epochs > self.patience:
+            self.stopped = True
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fixed_inputs(images: Tensor, device: torch.device, binarization: str, seed: int) -> Tensor:
+    """Evaluation inputs: a fixed binary draw, or grey levels when training on grey levels."""
+    if binarization == "grey":
+        return prepare_images(images, device).float() / 255.0
+    return static_binarization(prepare_images(images, device), seed)
 
 
 def fit(
@@ -182,6 +296,7 @@ def fit(
     config: TrainConfig = TrainConfig(),
     *,
     test_images: Tensor | None = None,
+    valid_images: Tensor | None = None,
     checkpoint: str | Path | None = None,
     meta: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
@@ -191,31 +306,49 @@ def fit(
 
     With `checkpoint`, the state is saved there after every epoch, and a matching
     unfinished checkpoint (same `meta` and `config`) is resumed instead of starting over.
+    `valid_images` (uint8, one fixed binary draw) give the validation ELBO that early
+    stopping watches; they are needed when `config.early_stopping_patience` is set.
     """
     device = torch.device(device or next(model.parameters()).device)
     model.to(device).train()
     data = prepare_images(train_images, device)
     if data.shape[1] != model.input_dim:
         raise ValueError(f"images have {data.shape[1]} pixels but the model expects {model.input_dim}")
+    if config.uses_validation and valid_images is None:
+        raise ValueError("early stopping needs validation images: pass valid_images to fit")
+    _check_model_supports(model, config)
     test_x = static_binarization(prepare_images(test_images, device)) if test_images is not None else None
     if config.binarization == "grey" and test_x is not None:
         test_x = prepare_images(test_images, device).float() / 255.0
+    valid_x = None
+    if valid_images is not None:
+        valid_x = _fixed_inputs(valid_images, device, config.binarization, VALID_BINARIZATION_SEED)
 
     fused = device.type == "cuda"
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+    params = list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr, fused=fused)
     history, start_epoch = History(), 0
+    stopper = EarlyStopping(config.early_stopping_patience, config.kl_warmup_epochs) if config.uses_validation else None
+    best_weights: dict[str, Tensor] | None = None
     identity = {"meta": meta or {}, "train_config": config.recipe()}
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect=identity)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = History.from_dict(state["history"]), state["epoch"]
+        if state.get("finished"):  # stopped early: "model" already holds the best weights
+            model.eval()
+            return history
+        optimizer.load_state_dict(state["optimizer"])
+        if stopper is not None:
+            stopper = EarlyStopping(**state["early_stopping"])
+            best_weights = state["best_model"]
 
     n, bs = data.shape[0], config.batch_size
     static_x = static_binarization(data, config.seed) if config.binarization == "static" else None
     bar = _progress_bar(range(start_epoch, config.epochs), progress, initial=start_epoch, total=config.epochs)
     for epoch in bar:
         began = time.perf_counter()
+        beta = config.beta_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(epoch)
         torch.manual_seed(_epoch_seed(config.seed, epoch))  # reparameterisation noise
@@ -225,9 +358,11 @@ def fit(
         for start in range(0, n, bs):
             idx = order[start : start + bs]
             x = static_x[idx] if static_x is not None else binarize(data[idx], config.binarization, gen)
-            loss = _batch_loss(model, x, config)
+            loss = _batch_loss(model, x, config, beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.optimizer == "adam-normgrad":
+                _normalise_gradients(params)
             optimizer.step()
             total += loss.detach() * idx.shape[0]
         train_loss = (total / n).item()
@@ -237,6 +372,10 @@ def fit(
                 f"training diverged in epoch {epoch + 1}: the loss became {train_loss}{where}. "
                 "Try a lower learning rate or check the input data for NaN."
             )
+        valid = math.nan
+        if valid_x is not None:
+            torch.manual_seed(_epoch_seed(config.seed, epoch) + 2)  # its own noise: same with or without a test set
+            valid = evaluate_elbo(model, valid_x, config.eval_batch_size, config.kl_estimate)["neg_elbo"]
         test = evaluate_elbo(model, test_x, config.eval_batch_size) if test_x is not None else {}
         history.epoch.append(epoch + 1)
         history.lr.append(config.lr_at(epoch))
@@ -245,19 +384,34 @@ def fit(
         history.test_kl.append(test.get("kl", math.nan))
         history.test_reconstruction.append(test.get("reconstruction", math.nan))
         history.seconds.append(time.perf_counter() - began)
+        history.valid_neg_elbo.append(valid)
+        history.beta.append(beta)
+        finished = False
+        if stopper is not None:
+            if stopper.update(epoch + 1, valid):
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            finished = stopper.stopped or epoch + 1 == config.epochs
+            if finished and best_weights is not None:
+                model.load_state_dict(best_weights)
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{train_loss:.2f}", test=f"{test.get('neg_elbo', math.nan):.2f}")
+            postfix = {"loss": f"{train_loss:.2f}", "test": f"{test.get('neg_elbo', math.nan):.2f}"}
+            if stopper is not None:
+                postfix.update(valid=f"{valid:.2f}", best=stopper.best_epoch, beta=f"{beta:.2f}")
+            bar.set_postfix(**postfix)
         if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    **identity,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "history": history.to_dict(),
-                },
-            )
+            payload = {**identity, "epoch": epoch + 1, "model": model.state_dict()}
+            if not finished:
+                payload["optimizer"] = optimizer.state_dict()
+            payload["history"] = history.to_dict()
+            if stopper is not None:
+                payload["early_stopping"] = stopper.to_dict()
+                if finished:
+                    payload["finished"] = True  # "model" is the best epoch's; nothing is left to resume
+                else:
+                    payload["best_model"] = best_weights
+            save_checkpoint(checkpoint, payload)
+        if finished:
+            break
     model.eval()
     return history
 
