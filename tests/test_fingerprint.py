@@ -1,0 +1,136 @@
+"""Refactoring guard: training and evaluation give bit-for-bit the numbers they gave before.
+
+The committed reference runs were trained by the code of CODE_VERSION 1. Any change to
+`fit`, the binarisations or the model builders that alters a single bit of the trained
+weights would make a retrained run differ from its reference. So a small training run is
+fingerprinted here, in every binarisation mode: the sha256 of its final state dict and of
+its loss history must equal the value recorded when the fingerprint was introduced (before
+the one-job-per-module refactor). The evaluation numbers of the trained model are pinned
+to 1e-6, and the digit classifier's training to its hash as well.
+
+Floating-point results can differ between CPUs (vector units, BLAS kernels) even for the
+same code, so the test first hashes a fixed computation in plain torch (`_platform_canary`):
+if that differs from the recorded one, the machine does not round like the one the hashes
+were recorded on and the comparison is skipped rather than failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from test_train import prototype_images
+from vaelib.classifier import ClassifierConfig, train_classifier
+from vaelib.evaluate import active_units, component_usage, dataset_elbo, iw_log_likelihood
+from vaelib.experiments import get_experiment
+from vaelib.train import TrainConfig, fit
+
+# Recorded at commit 11c4a6f (before the refactor), torch 2.14.1+cu130, one thread.
+CANARY = "23cf05b86435674bd528d4cd102f807cb1a86d3a37bbbb933be94265ceb8f3cd"
+TRAINED = {
+    "dynamic": "d9f6e42b082dd61404ffaf36f44ce44a1665094f3b8a4c1428e74eb782db08dc",
+    "static": "f956f98ef11236ad83c89b7decb494822935f0b36522098a4c3489cc51b62ece",
+    "grey": "def619d040d21127cc540de716abd7a9576df05a6bc139e5e2f58048dc3a3e81",
+}
+CLASSIFIER = "8227dd2d646932a7e0fd367b78e6a68d61658b60b97af3acb663886100323928"
+EVALUATION = {
+    "neg_elbo": 198.78297200520834,
+    "kl": 6.179061279296875,
+    "distortion": 192.60390625,
+    "nll": 165.08301605224608,
+    "nll_stderr": 2.2452443377214557,
+    "per_image_sum": -16508.30160522461,
+    "active_units": 2,
+    "usage_max": 0.5099999904632568,
+    "usage_used": 3,
+}
+
+
+def _digest(*tensors_or_floats) -> str:
+    h = hashlib.sha256()
+    for item in tensors_or_floats:
+        if isinstance(item, torch.Tensor):
+            h.update(item.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            h.update(repr(item).encode())
+    return h.hexdigest()
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 of a state dict: keys, in order, and every tensor's bytes."""
+    state = module.state_dict()
+    return _digest(*[x for key, value in state.items() for x in (key, value)])
+
+
+def _platform_canary() -> str:
+    """A fixed forward/backward computation in plain torch (no vaelib code)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 784, generator=gen)
+    w1 = (0.05 * torch.randn(784, 400, generator=gen)).requires_grad_()
+    w2 = (0.05 * torch.randn(400, 20, generator=gen)).requires_grad_()
+    h = torch.relu(x @ w1) @ w2
+    loss = torch.nn.functional.softplus(h).sum() + torch.logsumexp(h, dim=1).exp().sum()
+    loss.backward()
+    return _digest(loss, w1.grad, w2.grad, torch.exp(h).log1p())
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # BLAS results can depend on the thread count
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def same_platform(one_thread):
+    if _platform_canary() != CANARY:
+        pytest.skip("this machine rounds plain torch arithmetic differently from the one the fingerprints were recorded on")
+
+
+def train_fingerprint_model(binarization: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = get_experiment("mog-z2-m10").build()
+    images = prototype_images(600)
+    history = fit(model, images, TrainConfig(epochs=2, batch_size=50, binarization=binarization),
+                  test_images=prototype_images(200, seed=1), progress=False)
+    model.fingerprint_history = history
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(same_platform):
+    return {mode: train_fingerprint_model(mode) for mode in TRAINED}
+
+
+@pytest.mark.parametrize("mode", list(TRAINED))
+def test_training_is_bit_identical_to_the_recorded_fingerprint(trained, mode):
+    model = trained[mode]
+    h = model.fingerprint_history
+    digest = _digest(state_digest(model), h.train_loss, h.test_neg_elbo, h.test_kl, h.test_reconstruction)
+    assert digest == TRAINED[mode], f"{mode}: weights or history changed ({digest})"
+
+
+def test_evaluation_numbers_are_unchanged(trained):
+    model = trained["dynamic"]
+    images = prototype_images(300, seed=2)
+    torch.manual_seed(0)
+    elbo = dataset_elbo(model, images, batch_size=128)
+    ll = iw_log_likelihood(model, images[:100], k=16, batch_size=25)
+    found = {
+        "neg_elbo": elbo["neg_elbo"], "kl": elbo["kl"], "distortion": elbo["distortion"],
+        "nll": ll.nll, "nll_stderr": ll.stderr, "per_image_sum": float(ll.per_image.sum()),
+        "active_units": active_units(model, images),
+        "usage_max": float(component_usage(model, images).max()),
+        "usage_used": int((component_usage(model, images) > 0).sum()),
+    }
+    assert found == pytest.approx(EVALUATION, abs=1e-6, rel=0), found
+
+
+def test_classifier_training_is_bit_identical(same_platform):
+    images = prototype_images(600)
+    labels = torch.arange(600) % 10
+    model = train_classifier(images, labels, ClassifierConfig(epochs=2, hidden_dim=64, batch_size=100))
+    assert state_digest(model) == CLASSIFIER, state_digest(model)
