@@ -17,6 +17,7 @@ were recorded on and the comparison is skipped rather than failed.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ import torch
 from test_train import prototype_images
 from vaelib.classifier import ClassifierConfig, train_classifier
 from vaelib.evaluate import active_units, component_usage, dataset_elbo, iw_log_likelihood
-from vaelib.experiments import get_experiment
+from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment
 from vaelib.train import TrainConfig, fit
 
 # Recorded at commit 11c4a6f (before the refactor), torch 2.14.1+cu130, one thread.
@@ -45,6 +46,28 @@ EVALUATION = {
     "active_units": 2,
     "usage_max": 0.5099999904632568,
     "usage_used": 3,
+}
+
+# sha256 of each experiment's freshly built model (after torch.manual_seed(0): state-dict keys
+# and initial weights, model and prior class) and of its identity under every profile.
+BUILT = {
+    "vae-z2": "f2b1d1c268d76774b0cdab8f075b7480fe242434a1f13529c332afd64ddfd895",
+    "mog-z2-m10": "08bf3da14878adef570d34592c767c2b28a11ba301d303e014b94a605a257f21",
+    "fmog-z2-m10": "f6d77f427d25ca48c1c5ab20652543d363d5e4f7535e2e6a543685e89b5af6b2",
+    "mog-z2-m1000": "3f4ebadca070e048e37b5e29fd609d14eebf2f988cdade1ad16c12b54b1e4f86",
+    "fmog-z2-m1000": "0093af79300a51aa9df302bf37dd6db4b37e68f15482daaf88faa5f306782b91",
+    "vae-z10": "2130009d12f9c0cf744deba1692808f2f778821583446f05c3f8ab4c25839336",
+    "mog-z10-m10": "53d7abb736e2f0f82d0b9c46630fc66e791c056e732541de1ce96c92fffb004f",
+    "fmog-z10-m10": "d822268bd4a8c17af3da35e75a0f6fd3503b7c88d906be3da65ed5937153c52e",
+    "mog-z10-m1000": "3075238194c31dd6049761f966c5be3a4f9c4cf0c94c0228be88550af10d31b7",
+    "fmog-z10-m1000": "938231961c2ac730aea21e31c4216458a65f59c3815816ef03694f8b1cc6952c",
+    "mogpost-z10-c5": "8fb24770e72ef667be5daaef0b0b0e4f4f4936c45ceb1c8965f816d8c762495b",
+    "both-z10-c5-m1000": "45f38cf04dfad6cf7ab9cb10d3279868fede3a553ee428c4cc3e19ef8fbe357a",
+    "vamp-z10-k500": "a171d080d43a6127674aa0072bd0e4d9a50be85358c57935b417b929a977bf0c",
+    "iwae-z10-k5": "b6526b1f9dc35ce31d415feaa0b92d6d29468d114d9cf0dc879dfd5ffdfa25e8",
+    "fashion-vae-z10": "7490c10df49cec02089946f36e79c94b150c863e5091c7d55478690aa0020c10",
+    "fashion-mog-z10-m1000": "8d9fc1f4d13945b40b11d7d6dcb2e37595ce5b2794eba2cce9667c193003c2fb",
+    "fashion-vamp-z10-k500": "c5e49c1d88525a5d835f5b06163e15f705bf143ea4eb1ccafb953776ffa482a3",
 }
 
 
@@ -134,3 +157,13 @@ def test_classifier_training_is_bit_identical(same_platform):
     labels = torch.arange(600) % 10
     model = train_classifier(images, labels, ClassifierConfig(epochs=2, hidden_dim=64, batch_size=100))
     assert state_digest(model) == CLASSIFIER, state_digest(model)
+
+
+def test_every_experiment_builds_the_same_model_and_identity(same_platform):
+    assert list(EXPERIMENTS) == list(BUILT)  # names, and the order `list` shows them in
+    for name, experiment in EXPERIMENTS.items():
+        torch.manual_seed(0)
+        model = experiment.build()
+        identities = json.dumps([experiment.identity(p) for p in PROFILES.values()], sort_keys=True)
+        digest = _digest(state_digest(model), type(model).__name__, type(model.prior).__name__, identities)
+        assert digest == BUILT[name], f"{name}: its initial weights, state-dict keys, classes or identity changed"
