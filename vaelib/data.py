@@ -323,27 +323,45 @@ def load_fashion_mnist(split: str = "classic", root: str | Path | None = None, s
 
 # -- image checks and transforms -------------------------------------------------------------------
 
-def check_images(images: Tensor) -> None:
-    """Raise TypeError/ValueError unless `images` are uint8, or floats in [0, 1], shaped
-    (N, 28, 28), (N, 784) or (N, 1, 28, 28)."""
+MNIST_SHAPES = ((28, 28), (784,), (1, 28, 28))  # what one 784-pixel image may look like
+
+
+def check_images(images: Tensor, n_pixels: int | None = 784, *, require_uint8: bool = False) -> None:
+    """Raise TypeError/ValueError unless `images` are a batch of uint8 pixels, or of floats in [0, 1].
+
+    The one image validator: `fit`, the evaluation functions, the classifier and these transforms
+    call it where images enter. With `n_pixels=784` (MNIST) an image is (28, 28), (784,) or
+    (1, 28, 28); another `n_pixels` (CIFAR-10's 3072) accepts any image shape with that many
+    pixels, and None any image shape. `require_uint8` refuses floats, for the functions that
+    binarise the images themselves.
+    """
     if not isinstance(images, Tensor):
         raise TypeError(f"expected a torch.Tensor of images, got {type(images).__name__}")
+    if require_uint8 and images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images (0-255) as vaelib.data loads them, got dtype {images.dtype}; "
+                        "this function binarises them itself")
     if images.dtype != torch.uint8 and not images.is_floating_point():
         raise TypeError(f"expected uint8 pixels (0-255) or float pixels in [0, 1], got dtype {images.dtype}")
-    if images.dim() < 2 or tuple(images.shape[1:]) not in ((28, 28), (784,), (1, 28, 28)):
-        raise ValueError(f"expected images shaped (N, 28, 28), (N, 784) or (N, 1, 28, 28), got {tuple(images.shape)}")
+    if n_pixels == 784:
+        if images.dim() < 2 or tuple(images.shape[1:]) not in MNIST_SHAPES:
+            raise ValueError(f"expected images shaped (N, 784) or (N, 28, 28) (or (N, 1, 28, 28)), "
+                             f"got {tuple(images.shape)}")
+    elif images.dim() < 2 or (n_pixels is not None and images.shape[1:].numel() != n_pixels):
+        wanted = "pixels" if n_pixels is None else f"{n_pixels} pixels"
+        raise ValueError(f"expected a batch of images (N, ...) of {wanted} each, got {tuple(images.shape)}")
     if images.is_floating_point() and images.numel() > 0:
         if torch.isnan(images).any():
             raise ValueError("images contain NaN")
         low, high = torch.aminmax(images)
         if low < 0 or high > 1:
-            raise ValueError(f"float pixels must lie in [0, 1], got values from {low.item():g} to {high.item():g}; "
-                             "pass uint8 images unscaled")
+            raise ValueError(f"float pixels must lie in [0, 1] (probabilities or binary), got values from "
+                             f"{low.item():g} to {high.item():g}; pass uint8 images unscaled, and decoder "
+                             "outputs as probabilities, not logits")
 
 
-def to_unit_float(images: Tensor) -> Tensor:
+def to_unit_float(images: Tensor, *, n_pixels: int | None = 784) -> Tensor:
     """Grey levels as float32 in [0, 1]: uint8 / 255 (floats already in [0, 1] pass through)."""
-    check_images(images)
+    check_images(images, n_pixels)
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
@@ -353,22 +371,27 @@ def flatten_images(images: Tensor) -> Tensor:
     return images.reshape(images.shape[0], 784)
 
 
-def binarize_dynamic(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """A fresh Bernoulli draw with p = pixel intensity: float32 {0, 1} on the images' device."""
-    probs = to_unit_float(images)
-    if generator is not None and generator.device.type != probs.device.type:
-        raise ValueError(f"the generator is on {generator.device} but the images on {probs.device}; "
-                         "create it with torch.Generator(device=images.device)")
-    noise = torch.rand(probs.shape, generator=generator, device=probs.device)
+def binarize_dynamic(images: Tensor, generator: torch.Generator | None = None, *,
+                     n_pixels: int | None = 784) -> Tensor:
+    """A fresh Bernoulli draw with p = pixel intensity: float32 {0, 1} on the images' device.
+
+    This is how `fit` (binarization="dynamic") and the digit classifier see their training
+    batches. The noise is drawn on the generator's device (the images' without one), so a CPU
+    generator gives the same draw whichever device the images are on.
+    """
+    probs = to_unit_float(images, n_pixels=n_pixels)
+    device = generator.device if generator is not None else probs.device
+    noise = torch.rand(probs.shape, generator=generator, device=device).to(probs.device)
     return (noise < probs).float()
 
 
-def binarize_static(images: Tensor, seed: int = 0) -> Tensor:
+def binarize_static(images: Tensor, seed: int = 0, *, n_pixels: int | None = 784) -> Tensor:
     """A fixed Bernoulli draw from `seed`: the same on every call and machine. The usual fixed
-    binarisation of a test set. It is computed wholly on the CPU (a GPU may round pixel/255 in the
+    binarisation of a test set (every evaluation scores this one), and of the training set under
+    binarization="static". It is computed wholly on the CPU (a GPU may round pixel/255 in the
     last bit differently, which could flip a pixel) and then moved to the images' device."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    probs = to_unit_float(images.cpu() if isinstance(images, Tensor) else images)
+    probs = to_unit_float(images.cpu() if isinstance(images, Tensor) else images, n_pixels=n_pixels)
     noise = torch.rand(probs.shape, generator=torch.Generator().manual_seed(seed))
     return (noise < probs).float().to(images.device)
