@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from vaelib.evaluate import (
     active_units,
     binary_test_set,
+    component_assignments,
     component_usage,
     dataset_elbo,
     iw_log_likelihood,
@@ -23,7 +24,7 @@ from vaelib.evaluate import (
 )
 from vaelib.model import VAE
 from vaelib.nets import BernoulliDecoder, GaussianEncoder
-from vaelib.priors import FactorizedMixture, GaussianMixture, StandardNormal
+from vaelib.priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
 
 
 def uint8_images(n: int, seed: int = 0) -> Tensor:
@@ -214,8 +215,23 @@ def test_component_usage_of_a_large_random_mixture_sums_to_one():
     assert usage.sum().item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("prior", [StandardNormal(2), FactorizedMixture(2, 10)])
-def test_component_usage_refuses_priors_that_are_not_a_gaussian_mixture(prior):
-    model = VAE(GaussianEncoder(784, 16, 2), BernoulliDecoder(2, 16, 784), prior)
-    with pytest.raises(TypeError, match="GaussianMixture"):
+def test_component_usage_refuses_a_prior_that_is_no_mixture_over_the_whole_latent_space():
+    model = VAE(GaussianEncoder(784, 16, 2), BernoulliDecoder(2, 16, 784), FactorizedMixture(2, 10))
+    with pytest.raises(TypeError, match="factorised MoG, M=10 per dimension is not"):
         component_usage(model, uint8_images(4))
+
+
+def test_component_usage_reads_the_prior_interface_for_every_mixture():
+    """N(0, I) is one component; a VampPrior's components are the encoder's posteriors at its pseudo-inputs."""
+    torch.manual_seed(0)
+    plain = VAE(GaussianEncoder(784, 16, 2), BernoulliDecoder(2, 16, 784), StandardNormal(2))
+    assert component_usage(plain, uint8_images(8)).tolist() == [1.0]
+    encoder = GaussianEncoder(784, 16, 2)
+    images = uint8_images(30, seed=4)
+    pseudo = binary_test_set(plain, images[:3]).cpu().clamp(0.01, 0.99)  # three pseudo-inputs: the first images
+    vamp = VAE(encoder, BernoulliDecoder(2, 16, 784), VampPrior(encoder, 3, init=pseudo))
+    winners = component_assignments(vamp, images)
+    assert winners.shape == (30,) and winners.dtype == torch.long
+    assert winners[:3].tolist() == [0, 1, 2]  # each of those images fits its own component best
+    usage = component_usage(vamp, images)
+    torch.testing.assert_close(usage, torch.bincount(winners, minlength=3).float() / 30)

@@ -13,6 +13,7 @@ trained VAEs; the cached file carries the training settings and is refused if th
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import binarize_dynamic, check_images, to_unit_float
 from .experiments import Profile, cache_root, resolve_device, resolve_profile
 
 # Bump when a change alters what training produces, so stale cached classifiers are retrained.
@@ -103,28 +105,8 @@ class DigitClassifier(nn.Module):
 
 
 def _as_pixels(images: Tensor) -> Tensor:
-    """Check and flatten images to (N, 784) floats in [0, 1], with errors that name the problem."""
-    if not isinstance(images, Tensor):
-        raise TypeError(f"expected a torch.Tensor of images, got {type(images).__name__}")
-    if images.dim() == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.dim() not in (2, 3) or images.shape[1:].numel() != N_PIXELS:
-        raise ValueError(f"expected images shaped (N, 784) or (N, 28, 28), got {tuple(images.shape)}")
-    if images.dtype == torch.uint8:
-        return images.reshape(-1, N_PIXELS).float() / 255.0
-    if not images.is_floating_point():
-        raise TypeError(f"expected float pixels in [0, 1] or uint8 pixels, got dtype {images.dtype}")
-    x = images.reshape(-1, N_PIXELS).float()
-    if x.numel():
-        if not torch.isfinite(x).all():
-            raise ValueError("images contain NaN or infinite values")
-        low, high = torch.aminmax(x)
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"float pixels must lie in [0, 1] (probabilities or binary), got values from {low.item():g} "
-                f"to {high.item():g}; pass decoder outputs as probabilities, not logits"
-            )
-    return x
+    """Check (`vaelib.data.check_images`) and flatten images to (N, 784) floats in [0, 1]."""
+    return to_unit_float(images).reshape(-1, N_PIXELS)
 
 
 def _check_probs(probs: Tensor) -> Tensor:
@@ -158,6 +140,15 @@ def hybrid_share(classifier: DigitClassifier, images: Tensor, threshold: float =
     return 1.0 - confident_share(probs, threshold)
 
 
+def hybrid_share_with_error(classifier: DigitClassifier, images: Tensor, threshold: float = 0.9) -> tuple[float, float]:
+    """`hybrid_share` and its binomial standard error sqrt(s (1 - s) / N).
+
+    How chapters 2 and 3 count hybrids among real digits, reconstructions and prior samples.
+    """
+    share = hybrid_share(classifier, images, threshold)
+    return share, math.sqrt(share * (1 - share) / images.shape[0])
+
+
 # -- training and the cache ---------------------------------------------------------------------
 
 def train_classifier(
@@ -165,8 +156,7 @@ def train_classifier(
     device: torch.device | str = "cpu",
 ) -> DigitClassifier:
     """Fit a DigitClassifier on uint8 images (N, 28, 28) and int labels; each batch grey or binarised."""
-    if not isinstance(train_images, Tensor) or train_images.dtype != torch.uint8:
-        raise TypeError("train_classifier expects uint8 training images as loaded by vaelib.data")
+    check_images(train_images, require_uint8=True)
     if not isinstance(train_labels, Tensor) or train_labels.shape != train_images.shape[:1]:
         raise ValueError("train_labels must be a tensor with one label per training image")
     device = torch.device(device)
@@ -181,9 +171,10 @@ def train_classifier(
         order = torch.randperm(len(x_all), generator=gen).to(device)
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            x = x_all[idx].float() / 255.0
-            if torch.rand((), generator=gen) < 0.5:  # half the batches binary, half grey
-                x = (torch.rand(x.shape, generator=gen).to(device) < x).float()
+            if torch.rand((), generator=gen) < 0.5:  # half the batches binary (noise from the CPU generator), half grey
+                x = binarize_dynamic(x_all[idx], gen)
+            else:
+                x = to_unit_float(x_all[idx])
             loss = F.cross_entropy(model(x), y_all[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

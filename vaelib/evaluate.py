@@ -1,7 +1,9 @@
-"""How good is a trained model: ELBO terms, importance-weighted log-likelihood, latent usage.
+"""How good is a trained model: ELBO terms, importance-weighted log-likelihood, latent usage,
+and the statistics the chapters compare models with.
 
 All numbers are in nats per image, on a fixed (static) binarisation of the test
-images so that every model is scored on the same binary data.
+images so that every model is scored on the same binary data. `scorecard` gathers
+them for one model (chapters 5 and 6, `python -m vaelib evaluate`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,40 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .data import binarize_static, check_images
+from .distributions import pairwise_gaussian_kl
 from .model import VAE
-from .priors import FactorizedMixture, GaussianMixture
-from .train import evaluate_elbo, prepare_images, static_binarization
+
+
+def _device(model: VAE) -> torch.device:
+    return next(model.parameters()).device
 
 
 def binary_test_set(model: VAE, images: Tensor, seed: int = 0) -> Tensor:
-    """uint8 images -> the fixed binary draw every evaluation uses, on the model's device."""
-    device = next(model.parameters()).device
-    return static_binarization(prepare_images(images, device), seed)
+    """uint8 images -> the fixed binary draw every evaluation uses, flattened, on the model's device."""
+    check_images(images, n_pixels=model.input_dim, require_uint8=True)
+    return binarize_static(images.reshape(images.shape[0], -1), seed, n_pixels=None).to(_device(model))
+
+
+# -- the ELBO -----------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate_elbo(model: VAE, x: Tensor, batch_size: int = 1000, kl_estimate: str = "analytic") -> dict[str, float]:
+    """Mean negative ELBO, KL and reconstruction term over model inputs x (nats per image).
+
+    `x` is what the model reads (binary or grey floats); `fit` scores its test and validation
+    curves with it. `kl_estimate="sample"` asks the model for its single-sample KL instead.
+    """
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=x.device)
+    kwargs = {} if kl_estimate == "analytic" else {"kl_estimate": kl_estimate}
+    for start in range(0, x.shape[0], batch_size):
+        terms = model.elbo(x[start : start + batch_size], **kwargs)
+        sums += torch.stack([-terms.elbo.sum(), terms.kl.sum(), terms.reconstruction.sum()]).double()
+    model.train(was_training)
+    neg_elbo, kl, rec = (sums / x.shape[0]).tolist()
+    return {"neg_elbo": neg_elbo, "kl": kl, "reconstruction": rec}
 
 
 def dataset_elbo(model: VAE, images: Tensor, batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -28,6 +55,8 @@ def dataset_elbo(model: VAE, images: Tensor, batch_size: int = 1000, seed: int =
     terms = evaluate_elbo(model, binary_test_set(model, images, seed), batch_size)
     return {"neg_elbo": terms["neg_elbo"], "kl": terms["kl"], "distortion": -terms["reconstruction"]}
 
+
+# -- the importance-weighted log-likelihood ------------------------------------------------------
 
 @dataclass
 class LogLikelihood:
@@ -84,56 +113,208 @@ def iw_log_likelihood(
     return LogLikelihood(-log_px.mean().item(), stderr, k, n, log_px)
 
 
+# -- the codes ----------------------------------------------------------------------------------
+
 @torch.no_grad()
+def encode_dataset(model: VAE, images: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    """Posterior means and log-variances (N, D) of uint8 images, on the CPU.
+
+    The codes of chapter 1's scatter plots and chapter 2's aggregate posterior: the encoder
+    reads the fixed binarisation of `binary_test_set`, `batch_size` images at a time.
+    """
+    x = binary_test_set(model, images)
+    if x.shape[0] == 0:
+        empty = torch.empty(0, model.latent_dim)
+        return empty, empty.clone()
+    parts = [model.encode(x[s : s + batch_size]) for s in range(0, x.shape[0], batch_size)]
+    return torch.cat([m for m, _ in parts]).cpu(), torch.cat([v for _, v in parts]).cpu()
+
+
 def active_units(model: VAE, images: Tensor, threshold: float = 1e-2, batch_size: int = 1000) -> int:
     """Latent dimensions whose posterior mean varies across data: Cov_x(E_q[z_d]) > threshold (Burda et al.)."""
-    x = binary_test_set(model, images)
-    means = torch.cat([model.encode(x[s : s + batch_size])[0] for s in range(0, x.shape[0], batch_size)])
+    means, _ = encode_dataset(model, images, batch_size)
     return int((means.var(0) > threshold).sum())
 
 
 @torch.no_grad()
+def component_assignments(model: VAE, images: Tensor, batch_size: int = 1000) -> Tensor:
+    """The mixture component each image's posterior fits best, (N,) int64 on the CPU.
+
+    The largest weight w_j ~ pi_j exp(-KL(q(z|x) || p_j)) of the KL approximation (chapter 3's
+    "which component does an image use"). Needs a prior that is a full-dimensional mixture
+    (`prior.components()` is not None: the Gaussian mixture, the VampPrior, N(0, I) as one component).
+    """
+    prior = model.prior
+    components = prior.components()
+    if components is None:
+        raise TypeError(f"component usage needs a prior that is a mixture over the whole latent space; "
+                        f"{prior.label} is not (its components() is None)")
+    means, logvars = components
+    log_weights = prior.log_weights
+    x = binary_test_set(model, images)
+    winners = []
+    for s in range(0, x.shape[0], batch_size):
+        mu, logvar = model.encode(x[s : s + batch_size])
+        weights = torch.softmax(log_weights - pairwise_gaussian_kl(mu, logvar, means, logvars), dim=-1)
+        winners.append(weights.argmax(-1).cpu())
+    return torch.cat(winners) if winners else torch.empty(0, dtype=torch.long)
+
+
+def component_usage(model: VAE, images: Tensor, batch_size: int = 1000) -> Tensor:
+    """Share of images whose posterior fits each mixture component best, (M,) on the CPU.
+
+    See `component_assignments`; components that no image picks are dead weight.
+    """
+    winners = component_assignments(model, images, batch_size)
+    return torch.bincount(winners, minlength=model.prior.n_components).float() / winners.numel()
+
+
+# -- nearest neighbours among codes --------------------------------------------------------------
+
+@torch.no_grad()
+def neighbour_votes(queries: Tensor, codes: Tensor, labels: Tensor, k: int, *, leave_one_out: bool = False,
+                    chunk: int = 4096) -> Tensor:
+    """How often each label occurs among the k rows of `codes` nearest to each row of `queries`: (Q, C).
+
+    With `leave_one_out`, `queries` are the codes themselves and each row's own entry is skipped.
+    Distances are computed `chunk` queries at a time, so memory stays at chunk x N.
+    """
+    if codes.dim() != 2 or queries.dim() != 2 or labels.shape != codes.shape[:1] or queries.shape[1] != codes.shape[1]:
+        raise ValueError(f"expected codes (N, D) and labels (N,), got {tuple(codes.shape)} and {tuple(labels.shape)}"
+                         f" (queries {tuple(queries.shape)})")
+    available = codes.shape[0] - (1 if leave_one_out else 0)
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= available:
+        raise ValueError(f"k must be an integer between 1 and {available}, got {k!r}")
+    labels = labels.to(codes.device).long()
+    n_labels = int(labels.max()) + 1 if labels.numel() else 1
+    votes = []
+    for start in range(0, queries.shape[0], chunk):
+        dist = torch.cdist(queries[start : start + chunk], codes)
+        if leave_one_out:
+            rows = torch.arange(dist.shape[0], device=dist.device)
+            dist[rows, rows + start] = float("inf")
+        nearest = dist.topk(k, largest=False).indices
+        votes.append(torch.nn.functional.one_hot(labels[nearest], n_labels).sum(1))
+    return torch.cat(votes) if votes else torch.zeros(0, n_labels, dtype=torch.long, device=codes.device)
+
+
 def knn_accuracy(codes: Tensor, labels: Tensor, k: int = 10) -> float:
     """Leave-one-out k-nearest-neighbour accuracy: the share of rows of `codes` (N, D) whose label is
     the most common label among their k nearest other rows (ties go to the smaller label).
 
-    A label-free model's codes score well here when they keep the classes apart.
+    A label-free model's codes score well here when they keep the classes apart (chapters 1 and 3).
     """
     if codes.dim() != 2 or labels.shape != codes.shape[:1]:
         raise ValueError(f"expected codes (N, D) and labels (N,), got {tuple(codes.shape)} and {tuple(labels.shape)}")
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < codes.shape[0]:
         raise ValueError(f"k must be an integer between 1 and N - 1 = {codes.shape[0] - 1}, got {k!r}")
-    labels = labels.to(codes.device).long()
-    dist = torch.cdist(codes, codes)
-    dist.fill_diagonal_(float("inf"))
-    neighbours = dist.topk(k, largest=False).indices
-    votes = torch.nn.functional.one_hot(labels[neighbours], int(labels.max()) + 1).sum(1)
-    return float((votes.argmax(1) == labels).float().mean())
+    votes = neighbour_votes(codes, codes, labels, k, leave_one_out=True)
+    return float((votes.argmax(1) == labels.to(votes.device)).float().mean())
 
 
-@torch.no_grad()
-def component_usage(model: VAE, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """Share of test images whose posterior mean is most probable under each mixture component (M,).
+def neighbour_purity(queries: Tensor, codes: Tensor, labels: Tensor, k: int = 20) -> Tensor:
+    """Share of the most common label among the k codes nearest to each query, (Q,) on the CPU.
 
-    Only defined for a `GaussianMixture` prior; components that no image picks are dead weight.
+    Chapter 2: 1 deep inside a class, towards 1/2 or below where classes meet.
     """
-    prior = model.prior
-    if not isinstance(prior, GaussianMixture):
-        raise TypeError(f"component usage needs a GaussianMixture prior, this model has {type(prior).__name__}")
-    x = binary_test_set(model, images)
-    counts = torch.zeros(prior.n_components, device=x.device)
-    for s in range(0, x.shape[0], batch_size):
-        mu, logvar = model.encode(x[s : s + batch_size])
-        winner = prior.responsibilities(mu, logvar).argmax(-1)
-        counts += torch.bincount(winner, minlength=prior.n_components)
-    return (counts / x.shape[0]).cpu()
+    return (neighbour_votes(queries, codes, labels, k).max(-1).values.float() / k).cpu()
 
 
-def mixture_kind(model: VAE) -> str:
-    """A short label for the model's prior (for tables)."""
+# -- comparing two measurements ---------------------------------------------------------------
+
+def mean_and_stderr(values: Tensor) -> tuple[float, float]:
+    """Mean of a sample and its standard error, std / sqrt(n)."""
+    values = values.double()
+    n = values.numel()
+    stderr = values.std().item() / math.sqrt(n) if n > 1 else math.nan
+    return values.mean().item(), stderr
+
+
+def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float]:
+    """Mean and standard error of a - b over paired measurements (the same images scored twice).
+
+    The image-to-image spread cancels in the difference, so its standard error is far smaller
+    than either model's own (chapters 5 and 6 compare per-image log p(x) this way).
+    """
+    if a.shape != b.shape or a.dim() != 1:
+        raise ValueError(f"expected two paired 1-d samples of the same length, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return mean_and_stderr(a.double() - b.double())
+
+
+def independent_difference(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """(mean, stderr) of a - b for two independent estimates given as (value, stderr) pairs."""
+    return a[0] - b[0], math.hypot(a[1], b[1])
+
+
+def two_se_sign(difference: float, stderr: float) -> int:
+    """+1 if `difference` exceeds two standard errors, -1 if it is below minus two, else 0."""
+    if difference > 2 * stderr:
+        return 1
+    if difference < -2 * stderr:
+        return -1
+    return 0
+
+
+def verdict(difference: float, stderr: float, *, above: str, below: str, within: str) -> str:
+    """The book's reading of a noisy difference: `above` if it exceeds two standard errors,
+    `below` if it is below minus two, else `within` (chapters 2, 3, 5 and 6)."""
+    return {1: above, -1: below, 0: within}[two_se_sign(difference, stderr)]
+
+
+# -- the score card -----------------------------------------------------------------------------
+
+@dataclass
+class Scorecard:
+    """What chapter 5 measures for a trained model, in nats per image; chapter 6 and
+    `python -m vaelib evaluate` report parts of it.
+
+    The ELBO terms and active units are over all the images given, the importance-weighted
+    NLL (`ll`) and the ELBO gap over the first `ll.n_images` of them.
+    """
+
+    label: str  # the prior's label
+    latent_dim: int
+    n_images: int
+    neg_elbo: float
+    kl: float  # the rate
+    distortion: float
+    ll: LogLikelihood
+    elbo_gap: float  # -ELBO minus NLL on the IW images: what the single-sample bound misses
+    active_units: int
+    n_components: int
+    components_used: int | None  # mixture priors: components that are the best fit of >= 1 image
+
+    def metrics(self) -> dict[str, float | int | None]:
+        """The JSON fields of `python -m vaelib evaluate` (and metrics.json)."""
+        return {
+            "test_neg_elbo": self.neg_elbo,
+            "test_kl": self.kl,
+            "test_distortion": self.distortion,
+            "test_nll": self.ll.nll,
+            "test_nll_stderr": self.ll.stderr,
+            "iw_samples": self.ll.k,
+            "iw_images": self.ll.n_images,
+            "test_elbo_gap": self.elbo_gap,
+            "active_units": self.active_units,
+            "components_used": self.components_used,
+        }
+
+
+def scorecard(model: VAE, images: Tensor, k: int, iw_images: int | None = None, *,
+              progress: bool = False) -> Scorecard:
+    """Score `model` on uint8 test `images`: ELBO terms, IW NLL with k samples on the first
+    `iw_images` (None: all), the ELBO gap there, active units and components used."""
+    iw_set = images[:iw_images]
+    elbo = dataset_elbo(model, images)
+    elbo_iw = dataset_elbo(model, iw_set)
+    ll = iw_log_likelihood(model, iw_set, k, progress=progress)
     prior = model.prior
-    if isinstance(prior, GaussianMixture):
-        return f"MoG (M={prior.n_components})"
-    if isinstance(prior, FactorizedMixture):
-        return f"factorised MoG (M={prior.n_components})"
-    return type(prior).__name__
+    used = None
+    if prior.n_components > 1 and prior.components() is not None:
+        used = int((component_usage(model, images) > 0).sum())
+    return Scorecard(
+        label=prior.label, latent_dim=model.latent_dim, n_images=int(images.shape[0]),
+        neg_elbo=elbo["neg_elbo"], kl=elbo["kl"], distortion=elbo["distortion"], ll=ll,
+        elbo_gap=elbo_iw["neg_elbo"] - ll.nll, active_units=active_units(model, images),
+        n_components=prior.n_components, components_used=used,
+    )

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import binarize_static
+from .data import binarize_dynamic, binarize_static, check_images, to_unit_float
+from .evaluate import evaluate_elbo
 from .model import VAE
 
 BINARIZATIONS = ("dynamic", "static", "grey")
@@ -189,41 +190,20 @@ class History:
 
 def prepare_images(images: Tensor, device: torch.device | str) -> Tensor:
     """Check uint8 images (N, 28, 28) or (N, D) and move them, flattened, to the device once."""
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8:
-        got = images.dtype if isinstance(images, Tensor) else type(images).__name__
-        raise TypeError(f"fit expects uint8 image tensors as loaded by vaelib.data, got {got}")
-    if images.dim() < 2 or images.shape[0] == 0:
+    check_images(images, n_pixels=None, require_uint8=True)
+    if images.shape[0] == 0:
         raise ValueError(f"expected a non-empty batch of images (N, H, W) or (N, D), got shape {tuple(images.shape)}")
     return images.reshape(images.shape[0], -1).to(device)
 
 
-def binarize(batch: Tensor, mode: str, generator: torch.Generator | None) -> Tensor:
-    """uint8 pixels -> model input: a Bernoulli draw (dynamic), a fixed draw, or grey levels."""
-    probs = batch.float().div_(255.0)
-    if mode == "grey":
-        return probs
-    return (torch.rand(probs.shape, generator=generator, device=probs.device) < probs).float()
-
-
-def static_binarization(images: Tensor, seed: int = 0) -> Tensor:
-    """A fixed Bernoulli draw of uint8 images, identical on every call, device and machine
-    (drawn on the CPU by `vaelib.data.binarize_static`, then moved to the images' device)."""
-    return binarize_static(images, seed)
-
-
-@torch.no_grad()
-def evaluate_elbo(model: VAE, x: Tensor, batch_size: int = 1000, kl_estimate: str = "analytic") -> dict[str, float]:
-    """Mean negative ELBO, KL and reconstruction term over float inputs x (nats per image)."""
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=x.device)
-    kwargs = {} if kl_estimate == "analytic" else {"kl_estimate": kl_estimate}
-    for start in range(0, x.shape[0], batch_size):
-        terms = model.elbo(x[start : start + batch_size], **kwargs)
-        sums += torch.stack([-terms.elbo.sum(), terms.kl.sum(), terms.reconstruction.sum()]).double()
-    model.train(was_training)
-    neg_elbo, kl, rec = (sums / x.shape[0]).tolist()
-    return {"neg_elbo": neg_elbo, "kl": kl, "reconstruction": rec}
+def model_inputs(pixels: Tensor, binarization: str, generator: torch.Generator | None = None, seed: int = 0) -> Tensor:
+    """uint8 pixels -> what the model sees under `binarization` (see `vaelib.data`): a fresh
+    Bernoulli draw from `generator` (dynamic), the fixed draw of `seed` (static) or grey levels."""
+    if binarization == "dynamic":
+        return binarize_dynamic(pixels, generator, n_pixels=None)
+    if binarization == "static":
+        return binarize_static(pixels, seed, n_pixels=None)
+    return to_unit_float(pixels, n_pixels=None)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -285,9 +265,7 @@ class EarlyStopping:
 
 def _fixed_inputs(images: Tensor, device: torch.device, binarization: str, seed: int) -> Tensor:
     """Evaluation inputs: a fixed binary draw, or grey levels when training on grey levels."""
-    if binarization == "grey":
-        return prepare_images(images, device).float() / 255.0
-    return static_binarization(prepare_images(images, device), seed)
+    return model_inputs(prepare_images(images, device), "grey" if binarization == "grey" else "static", seed=seed)
 
 
 def fit(
@@ -317,9 +295,9 @@ def fit(
     if config.uses_validation and valid_images is None:
         raise ValueError("early stopping needs validation images: pass valid_images to fit")
     _check_model_supports(model, config)
-    test_x = static_binarization(prepare_images(test_images, device)) if test_images is not None else None
-    if config.binarization == "grey" and test_x is not None:
-        test_x = prepare_images(test_images, device).float() / 255.0
+    # Test and validation curves score a fixed binarisation (seed 0 for the test images, the one every
+    # evaluation uses), or grey levels for a grey model.
+    test_x = _fixed_inputs(test_images, device, config.binarization, 0) if test_images is not None else None
     valid_x = None
     if valid_images is not None:
         valid_x = _fixed_inputs(valid_images, device, config.binarization, VALID_BINARIZATION_SEED)
@@ -344,7 +322,7 @@ def fit(
             best_weights = state["best_model"]
 
     n, bs = data.shape[0], config.batch_size
-    static_x = static_binarization(data, config.seed) if config.binarization == "static" else None
+    static_x = model_inputs(data, "static", seed=config.seed) if config.binarization == "static" else None
     bar = _progress_bar(range(start_epoch, config.epochs), progress, initial=start_epoch, total=config.epochs)
     for epoch in bar:
         began = time.perf_counter()
@@ -357,7 +335,7 @@ def fit(
         total = torch.zeros((), device=device)
         for start in range(0, n, bs):
             idx = order[start : start + bs]
-            x = static_x[idx] if static_x is not None else binarize(data[idx], config.binarization, gen)
+            x = static_x[idx] if static_x is not None else model_inputs(data[idx], config.binarization, gen)
             loss = _batch_loss(model, x, config, beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
