@@ -20,6 +20,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .runs import CHECKPOINT, RunFolderError, choose_run_dir, ensure_writable_dir, identity_key, load_model_state, run_lock
+from .mixture_posterior import MixtureEncoder, MixturePosteriorVAE
 from .model import VAE
 from .nets import BernoulliDecoder, GatedBernoulliDecoder, GatedEncoder, GaussianEncoder
 from .priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
@@ -80,7 +81,7 @@ class Experiment:
 
     name: str
     description: str
-    kind: str  # "vae" | "mog" | "fmog" | kinds registered later
+    kind: str  # a key of MODEL_BUILDERS: "vae" | "mog" | "fmog" | "vamp" | "mogpost" | "both-c5"
     latent_dim: int
     n_components: int = 1
     hidden_dim: int = 400
@@ -144,6 +145,8 @@ def _non_default_fields(obj, skip: tuple[str, ...] = ()) -> dict:
     return out
 
 
+# -- the registry: which prior and which networks each kind (and so each name) builds -------------
+
 NETWORKS = ("mlp", "gated")
 
 
@@ -164,17 +167,38 @@ def _mlp_vae(exp: Experiment, prior) -> VAE:
     return VAE(_encoder(exp), _decoder(exp), prior)
 
 
-MODEL_BUILDERS: dict[str, Callable[[Experiment], VAE]] = {
-    "vae": lambda e: _mlp_vae(e, StandardNormal(e.latent_dim)),
-    "mog": lambda e: _mlp_vae(e, GaussianMixture(e.latent_dim, e.n_components)),
-    "fmog": lambda e: _mlp_vae(e, FactorizedMixture(e.latent_dim, e.n_components)),
-    "vamp": lambda e: _vamp_vae(e),
-}
-
-
 def _vamp_vae(exp: Experiment) -> VAE:
     encoder = _encoder(exp)
     return VAE(encoder, _decoder(exp), VampPrior(encoder, exp.n_components, activation=exp.pseudo_inputs))
+
+
+def _mixture_posterior_vae(exp: Experiment, n_posterior: int, prior) -> MixturePosteriorVAE:
+    if exp.network != "mlp":
+        raise ValueError(f"experiment {exp.name!r}: the mixture posterior has only the mlp network")
+    encoder = MixtureEncoder(784, exp.hidden_dim, exp.latent_dim, n_posterior)
+    return MixturePosteriorVAE(encoder, BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), prior)
+
+
+BOTH_POSTERIOR_COMPONENTS = 5  # posterior components of the "both-c5" kind (its n_components is the prior's M)
+
+# The networks are the experiment's `network` (`_encoder`, `_decoder`: one ReLU layer of `hidden_dim`,
+# or Tomczak & Welling's gated layers) with a Bernoulli decoder. The order of construction fixes the
+# initial weights (seeded draws), so keep it: every kind but `vamp` creates its prior before the
+# networks (it is an argument), `vamp` after them (it needs the encoder).
+MODEL_BUILDERS: dict[str, Callable[[Experiment], VAE]] = {
+    # Gaussian encoder; prior N(0, I) / M-component mixture / factorised mixture (M per dimension)
+    "vae": lambda e: _mlp_vae(e, StandardNormal(e.latent_dim)),
+    "mog": lambda e: _mlp_vae(e, GaussianMixture(e.latent_dim, e.n_components)),
+    "fmog": lambda e: _mlp_vae(e, FactorizedMixture(e.latent_dim, e.n_components)),
+    # Gaussian encoder; VampPrior with n_components pseudo-inputs (chapter 6; `pseudo_inputs` picks their squashing)
+    "vamp": lambda e: _vamp_vae(e),
+    # C-component mixture posterior (C = n_components, mlp networks only) with the unit-Gaussian prior (chapter 6)
+    "mogpost": lambda e: _mixture_posterior_vae(e, e.n_components, StandardNormal(e.latent_dim)),
+    # 5-component mixture posterior with an M-component mixture prior (M = n_components; chapter 6)
+    f"both-c{BOTH_POSTERIOR_COMPONENTS}": lambda e: _mixture_posterior_vae(
+        e, BOTH_POSTERIOR_COMPONENTS, GaussianMixture(e.latent_dim, e.n_components)
+    ),
+}
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
@@ -200,6 +224,39 @@ for _z in (2, 10):
                 "fmog", _z, _m,
             )
         )
+
+# Chapter 6: beyond the mixture prior (a mixture posterior, VampPrior, IWAE, Fashion-MNIST).
+register(Experiment("mogpost-z10-c5", "mixture posterior (5 Gaussian components), unit-Gaussian prior, z=10", "mogpost", 10, 5))
+register(
+    Experiment(
+        "both-z10-c5-m1000", "mixture posterior (5 components) and mixture prior (1000 components), z=10",
+        f"both-c{BOTH_POSTERIOR_COMPONENTS}", 10, 1000,
+    )
+)
+register(Experiment("vamp-z10-k500", "VampPrior with 500 learned pseudo-inputs, z=10", "vamp", 10, 500))
+register(
+    Experiment("iwae-z10-k5", "plain VAE trained on the importance-weighted bound with k=5, z=10", "vae", 10,
+               objective="iwae", iw_samples=5)
+)
+register(Experiment("fashion-vae-z10", "Fashion-MNIST: plain VAE, unit-Gaussian prior, z=10", "vae", 10,
+                    dataset="fashion-mnist"))
+register(Experiment("fashion-mog-z10-m1000", "Fashion-MNIST: mixture prior with 1000 components, z=10", "mog", 10, 1000,
+                    dataset="fashion-mnist"))
+register(Experiment("fashion-vamp-z10-k500", "Fashion-MNIST: VampPrior with 500 pseudo-inputs, z=10", "vamp", 10, 500,
+                    dataset="fashion-mnist"))
+
+# Chapter 5: Tomczak & Welling (2018), one stochastic layer on dynamically binarised MNIST.
+# Their models/VAE.py: gated 784-300-300 encoder, mirrored decoder, z = 40, 500 components.
+# Train them with `--profile tw` (their recipe); other profiles train the same networks on
+# this book's budgets.
+_TW = {"latent_dim": 40, "network": "gated", "hidden_dim": 300, "hidden_layers": 2}
+register(Experiment("tw-standard-z40", "Tomczak & Welling: gated 300-300 networks, unit-Gaussian prior, z=40",
+                    "vae", **_TW))
+register(Experiment("tw-mog-z40-m500", "Tomczak & Welling: gated 300-300 networks, mixture prior with 500 "
+                    "learned components, z=40", "mog", n_components=500, **_TW))
+register(Experiment("tw-vamp-z40-k500", "Tomczak & Welling: gated 300-300 networks, VampPrior with 500 "
+                    "pseudo-inputs (hard-tanh, their initialisation), z=40", "vamp", n_components=500,
+                    pseudo_inputs="hardtanh", **_TW))
 
 
 def get_experiment(name: str) -> Experiment:
@@ -365,59 +422,14 @@ def with_train_subset(profile: Profile, n_images: int) -> Profile:
     return replace(profile, name=f"{profile.name}-n{n_images}", train_subset=n_images)
 
 
-# ---------------------------------------------------------------------------------------------
-# Chapter 6: beyond the mixture prior (a mixture posterior, VampPrior, IWAE, Fashion-MNIST).
-# ---------------------------------------------------------------------------------------------
-from .mixture_posterior import MixtureEncoder, MixturePosteriorVAE  # noqa: E402
-
-BOTH_POSTERIOR_COMPONENTS = 5  # posterior components of the "both-c5" kind (its n_components is the prior's M)
+CHAPTER_6_CPU_IMAGES = 25_000  # training images of chapter 6's models under the cpu profile
 
 
-def _mixture_posterior_vae(exp: Experiment, n_posterior: int, prior) -> MixturePosteriorVAE:
-    if exp.network != "mlp":
-        raise ValueError(f"experiment {exp.name!r}: the mixture posterior has only the mlp network")
-    encoder = MixtureEncoder(784, exp.hidden_dim, exp.latent_dim, n_posterior)
-    return MixturePosteriorVAE(encoder, BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784), prior)
+def chapter_6_profile(profile: Profile) -> Profile:
+    """The budget chapter 6 ("Beyond the mixture prior") trains its nine models under.
 
-
-# "mogpost": a C-component mixture posterior (C = n_components) with the unit-Gaussian prior.
-MODEL_BUILDERS["mogpost"] = lambda e: _mixture_posterior_vae(e, e.n_components, StandardNormal(e.latent_dim))
-# "both-c5": a 5-component mixture posterior with an M-component mixture prior (M = n_components).
-MODEL_BUILDERS[f"both-c{BOTH_POSTERIOR_COMPONENTS}"] = lambda e: _mixture_posterior_vae(
-    e, BOTH_POSTERIOR_COMPONENTS, GaussianMixture(e.latent_dim, e.n_components)
-)
-
-register(Experiment("mogpost-z10-c5", "mixture posterior (5 Gaussian components), unit-Gaussian prior, z=10", "mogpost", 10, 5))
-register(
-    Experiment(
-        "both-z10-c5-m1000", "mixture posterior (5 components) and mixture prior (1000 components), z=10",
-        f"both-c{BOTH_POSTERIOR_COMPONENTS}", 10, 1000,
-    )
-)
-register(Experiment("vamp-z10-k500", "VampPrior with 500 learned pseudo-inputs, z=10", "vamp", 10, 500))
-register(
-    Experiment("iwae-z10-k5", "plain VAE trained on the importance-weighted bound with k=5, z=10", "vae", 10,
-               objective="iwae", iw_samples=5)
-)
-register(Experiment("fashion-vae-z10", "Fashion-MNIST: plain VAE, unit-Gaussian prior, z=10", "vae", 10,
-                    dataset="fashion-mnist"))
-register(Experiment("fashion-mog-z10-m1000", "Fashion-MNIST: mixture prior with 1000 components, z=10", "mog", 10, 1000,
-                    dataset="fashion-mnist"))
-register(Experiment("fashion-vamp-z10-k500", "Fashion-MNIST: VampPrior with 500 pseudo-inputs, z=10", "vamp", 10, 500,
-                    dataset="fashion-mnist"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 5: Tomczak & Welling (2018), one stochastic layer on dynamically binarised MNIST.
-# Their models/VAE.py: gated 784-300-300 encoder, mirrored decoder, z = 40, 500 components.
-# Train them with `--profile tw` (their recipe); other profiles train the same networks on
-# this book's budgets.
-# ---------------------------------------------------------------------------------------------
-_TW = {"latent_dim": 40, "network": "gated", "hidden_dim": 300, "hidden_layers": 2}
-register(Experiment("tw-standard-z40", "Tomczak & Welling: gated 300-300 networks, unit-Gaussian prior, z=40",
-                    "vae", **_TW))
-register(Experiment("tw-mog-z40-m500", "Tomczak & Welling: gated 300-300 networks, mixture prior with 500 "
-                    "learned components, z=40", "mog", n_components=500, **_TW))
-register(Experiment("tw-vamp-z40-k500", "Tomczak & Welling: gated 300-300 networks, VampPrior with 500 "
-                    "pseudo-inputs (hard-tanh, their initialisation), z=40", "vamp", n_components=500,
-                    pseudo_inputs="hardtanh", **_TW))
+    They are up to three times as slow per epoch as a VAE, so under `cpu` they train on the
+    first 25,000 training images (half the set), which keeps the whole book's cpu build under
+    half an hour on two cores; every other profile is returned unchanged.
+    """
+    return with_train_subset(profile, CHAPTER_6_CPU_IMAGES) if profile.name == "cpu" else profile
