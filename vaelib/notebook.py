@@ -1,14 +1,18 @@
-"""What every chapter's first cell does: seeds, device, profile, figure style, and `glue`."""
+"""What every chapter's first cell does (seeds, device, profile, figure style) and how pages show
+results: `glue` for numbers in the prose, `table` for tables, `percent_and_error` for shares."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 
 from .experiments import Profile, resolve_device, resolve_profile
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,37 @@ def glue(name: str, value: Any, display: bool = False) -> None:
             print(f"{name} = {value}")
         return
     myst_glue(name, value, display=display)
+
+
+ALIGNMENTS = {"l": "---", "r": "---:", "c": ":---:"}
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> Markdown:
+    """A Markdown table (GitHub pipe syntax), shown as a table in Jupyter, Colab and the book.
+
+    Every chapter displays its tables with it: return it from a cell or pass it to
+    `IPython.display.display`. The book renders Markdown outputs as gfm
+    (`nb_render_markdown_format` in _config.yml). `align` has one letter per column, l, r or c
+    (default: all l); cells are written with str(), a "|" inside one is escaped.
+    """
+    from IPython.display import Markdown
+
+    align = align or "l" * len(header)
+    if len(align) != len(header) or set(align) - set(ALIGNMENTS):
+        raise ValueError(f"align needs one of l, r, c for each of the {len(header)} columns, got {align!r}")
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    lines = [line(header), line([ALIGNMENTS[a] for a in align])]
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"a row has {len(row)} cells but the header {len(header)}: {row!r}")
+        lines.append(line(row))
+    return Markdown("\n".join(lines))
+
+
+def percent_and_error(pair: tuple[float, float]) -> str:
+    """A share and its standard error as the chapters print them: (0.123, 0.004) -> "12.3% ± 0.4"."""
+    share, stderr = pair
+    return f"{100 * share:.1f}% ± {100 * stderr:.1f}"
