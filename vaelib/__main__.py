@@ -87,26 +87,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import load_dataset
-    from .evaluate import active_units, dataset_elbo, iw_log_likelihood
+    from .evaluate import scorecard
 
     run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed)
     began = time.perf_counter()
     profile = run.profile
     test = load_dataset(run.experiment.dataset, split="classic").test.images
     k = args.iw_samples or profile.iw_samples
-    n_iw = args.images or profile.iw_images
-    elbo = dataset_elbo(run.model, test)
-    ll = iw_log_likelihood(run.model, test[:n_iw], k, progress=not args.quiet)
+    card = scorecard(run.model, test, k, args.images or profile.iw_images, progress=not args.quiet)
     device = next(run.model.parameters()).device
     metrics = {
-        "test_neg_elbo": elbo["neg_elbo"],
-        "test_kl": elbo["kl"],
-        "test_distortion": elbo["distortion"],
-        "test_nll": ll.nll,
-        "test_nll_stderr": ll.stderr,
-        "iw_samples": k,
-        "iw_images": ll.n_images,
-        "active_units": active_units(run.model, test),
+        **card.metrics(),
         "evaluate_seconds": time.perf_counter() - began,
         "evaluate": _provenance(args, device),
     }
@@ -114,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(metrics, indent=2))
         return 0
     # The per-image estimates, so that two models can be compared image by image (paired).
-    save_per_image_log_px(run.checkpoint.parent / PER_IMAGE_FILE, ll.per_image, {"k": k, "images": ll.n_images})
+    save_per_image_log_px(run.checkpoint.parent / PER_IMAGE_FILE, card.ll.per_image, {"k": k, "images": card.ll.n_images})
     metrics = update_metrics(run.checkpoint.parent, run.run_record, metrics)
     print(json.dumps(metrics, indent=2))
     return 0
