@@ -10,7 +10,7 @@ import torch
 from vaelib.checkpoint import load_checkpoint, save_checkpoint
 from vaelib.classifier import (
     ClassifierConfig, DigitClassifier, accuracy, classifier_path, confident_share, get_classifier, hybrid_share,
-    train_classifier,
+    hybrid_share_with_error, train_classifier,
 )
 from vaelib.data import load_dataset
 from vaelib.experiments import PROFILES
@@ -102,6 +102,15 @@ def test_confident_share_counts_rows_at_or_above_the_threshold():
     assert confident_share(probs, 0.9) == pytest.approx(0.5)
     assert confident_share(probs, 0.5) == pytest.approx(0.75)
     assert confident_share(probs, 0.99) == 0.0
+
+
+def test_hybrid_share_comes_with_its_binomial_standard_error(smoke_classifier, mnist):
+    images = mnist.test.images[:400]
+    share, se = hybrid_share_with_error(smoke_classifier, images)
+    assert share == hybrid_share(smoke_classifier, images)
+    assert se == pytest.approx((share * (1 - share) / 400) ** 0.5)
+    blank = torch.full((50, 784), 0.5)  # no digit at all: every image a hybrid, no spread
+    assert hybrid_share_with_error(smoke_classifier, blank, threshold=1.0) == (1.0, 0.0)
 
 
 def test_bad_inputs_give_clear_errors(smoke_classifier):

@@ -360,6 +360,34 @@ def test_good_image_shapes_pass():
         check_images(torch.rand(shape))
 
 
+def test_check_images_takes_other_image_sizes_and_can_insist_on_uint8():
+    cifar = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    check_images(cifar, n_pixels=3072)
+    check_images(torch.zeros(2, 3072), n_pixels=3072)
+    check_images(cifar, n_pixels=None)
+    with pytest.raises(ValueError, match="shaped"):
+        check_images(cifar)  # the default is MNIST's 784 pixels
+    with pytest.raises(ValueError, match=r"of 784 pixels each, got \(2, 32, 32, 3\)|shaped"):
+        check_images(cifar, n_pixels=784)
+    with pytest.raises(ValueError, match=r"3072 pixels each, got \(2, 3000\)"):
+        check_images(torch.zeros(2, 3000), n_pixels=3072)
+    with pytest.raises(ValueError, match="batch of images"):
+        check_images(torch.zeros(784), n_pixels=None)
+    with pytest.raises(TypeError, match="expected uint8 images .* got dtype torch.float32"):
+        check_images(torch.rand(2, 784), require_uint8=True)
+    assert to_unit_float(cifar, n_pixels=3072).shape == (2, 32, 32, 3)
+
+
+def test_binarize_dynamic_draws_its_noise_where_the_generator_lives():
+    images = torch.arange(256, dtype=torch.uint8).repeat(4)[:784].repeat(5, 1)
+    a = binarize_dynamic(images, torch.Generator().manual_seed(3))
+    noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, (noise < images.float() / 255).float())
+    flat = binarize_dynamic(images.reshape(5, 28, 28, 1)[..., 0].reshape(5, 784), torch.Generator().manual_seed(3),
+                            n_pixels=None)
+    assert torch.equal(flat, a)
+
+
 def test_bad_names_and_arguments():
     with pytest.raises(ValueError, match="unknown data set 'cifar'; choose one of mnist, fashion-mnist"):
         load_dataset("cifar")

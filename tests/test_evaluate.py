@@ -1,4 +1,5 @@
-"""vaelib.evaluate: the importance-weighted log-likelihood, the ELBO terms, active units, component usage.
+"""vaelib.evaluate: the importance-weighted log-likelihood, the ELBO terms, codes, active units, component
+usage, nearest neighbours, the comparison statistics and the score card.
 
 The estimators are random, so the statistical tests compare means over many images with a
 tolerance taken from the measured standard error (fixed seeds keep them reproducible).
@@ -19,8 +20,18 @@ from vaelib.evaluate import (
     component_assignments,
     component_usage,
     dataset_elbo,
+    encode_dataset,
+    evaluate_elbo,
+    independent_difference,
     iw_log_likelihood,
     knn_accuracy,
+    mean_and_stderr,
+    neighbour_purity,
+    neighbour_votes,
+    paired_difference,
+    scorecard,
+    two_se_sign,
+    verdict,
 )
 from vaelib.model import VAE
 from vaelib.nets import BernoulliDecoder, GaussianEncoder
@@ -235,3 +246,100 @@ def test_component_usage_reads_the_prior_interface_for_every_mixture():
     assert winners[:3].tolist() == [0, 1, 2]  # each of those images fits its own component best
     usage = component_usage(vamp, images)
     torch.testing.assert_close(usage, torch.bincount(winners, minlength=3).float() / 30)
+
+
+
+# -- the codes ---------------------------------------------------------------------------------
+
+
+def test_encode_dataset_gives_the_posterior_of_the_fixed_binarisation_batch_by_batch():
+    model, images = tiny_vae(latent_dim=3), uint8_images(25)
+    mu, logvar = encode_dataset(model, images, batch_size=7)
+    assert mu.shape == logvar.shape == (25, 3) and mu.device.type == "cpu"
+    expected_mu, expected_logvar = model.encode(binary_test_set(model, images))
+    torch.testing.assert_close(mu, expected_mu.detach())
+    torch.testing.assert_close(logvar, expected_logvar.detach())
+    empty_mu, _ = encode_dataset(model, images[:0])
+    assert empty_mu.shape == (0, 3)
+    with pytest.raises(TypeError, match="uint8"):
+        encode_dataset(model, torch.rand(4, 28, 28))
+
+
+def test_evaluate_elbo_averages_the_terms_over_model_inputs():
+    model = tiny_vae()
+    x = binary_test_set(model, uint8_images(30))
+    torch.manual_seed(0)
+    terms = evaluate_elbo(model, x, batch_size=7)
+    torch.manual_seed(0)
+    parts = [model.elbo(x[s : s + 7]) for s in range(0, 30, 7)]
+    elbo = torch.cat([p.elbo for p in parts]).double().mean().item()
+    assert terms["neg_elbo"] == pytest.approx(-elbo, rel=1e-6)
+    assert terms["neg_elbo"] == pytest.approx(terms["kl"] - terms["reconstruction"], rel=1e-6)
+
+
+# -- nearest neighbours -------------------------------------------------------------------------
+
+
+def test_neighbour_votes_and_purity_count_the_labels_of_the_nearest_codes():
+    codes = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0]])
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    queries = torch.tensor([[0.4], [10.6], [1.6]])
+    votes = neighbour_votes(queries, codes, labels, k=3)
+    assert votes.tolist() == [[2, 1, 0], [0, 1, 2], [2, 1, 0]]
+    purity = neighbour_purity(queries, codes, labels, k=3)
+    torch.testing.assert_close(purity, torch.tensor([2 / 3, 2 / 3, 2 / 3]))
+    own = neighbour_votes(codes, codes, labels, k=1, leave_one_out=True)
+    assert own.argmax(1).tolist() == [0, 0, 0, 2, 2]  # each code's nearest other code
+    chunked = neighbour_votes(codes, codes, labels, k=2, leave_one_out=True, chunk=2)
+    assert torch.equal(chunked, neighbour_votes(codes, codes, labels, k=2, leave_one_out=True))
+    with pytest.raises(ValueError, match="k must be an integer between 1 and 4"):
+        neighbour_votes(codes, codes, labels, k=5, leave_one_out=True)
+
+
+# -- comparing two measurements ---------------------------------------------------------------
+
+
+def test_paired_difference_is_the_mean_and_standard_error_of_the_differences():
+    a = torch.tensor([1.0, 2.0, 4.0, 7.0], dtype=torch.float64)
+    b = torch.tensor([0.5, 2.5, 3.0, 6.0], dtype=torch.float64)
+    mean, se = paired_difference(a, b)
+    diff = a - b  # 0.5, -0.5, 1, 1
+    assert mean == pytest.approx(0.5)
+    assert se == pytest.approx(diff.std().item() / 2)
+    assert paired_difference(b, a) == pytest.approx((-mean, se))
+    assert mean_and_stderr(diff) == pytest.approx((mean, se))
+    with pytest.raises(ValueError, match="paired"):
+        paired_difference(a, b[:3])
+
+
+def test_the_verdict_counts_a_difference_only_beyond_two_standard_errors():
+    assert independent_difference((0.30, 0.03), (0.20, 0.04)) == pytest.approx((0.10, 0.05))
+    assert [two_se_sign(d, 0.05) for d in (0.11, 0.10, 0.0, -0.10, -0.11)] == [1, 0, 0, 0, -1]
+    words = dict(above="more", below="fewer", within="about as many")
+    assert verdict(0.11, 0.05, **words) == "more"
+    assert verdict(-0.2, 0.05, **words) == "fewer"
+    assert verdict(0.09, 0.05, **words) == "about as many"
+
+
+# -- the score card -----------------------------------------------------------------------------
+
+
+def test_scorecard_gathers_the_numbers_of_its_parts():
+    torch.manual_seed(7)
+    model = VAE(GaussianEncoder(784, 32, 3), BernoulliDecoder(3, 32, 784), GaussianMixture(3, 20))
+    images = uint8_images(60, seed=7)
+    torch.manual_seed(1)
+    card = scorecard(model, images, k=8, iw_images=20)
+    torch.manual_seed(1)
+    elbo, elbo_iw = dataset_elbo(model, images), dataset_elbo(model, images[:20])
+    ll = iw_log_likelihood(model, images[:20], 8)
+    assert (card.neg_elbo, card.kl, card.distortion) == (elbo["neg_elbo"], elbo["kl"], elbo["distortion"])
+    assert (card.ll.nll, card.ll.k, card.ll.n_images, card.n_images) == (ll.nll, 8, 20, 60)
+    assert card.elbo_gap == pytest.approx(elbo_iw["neg_elbo"] - ll.nll)
+    assert card.active_units == active_units(model, images)
+    assert card.components_used == int((component_usage(model, images) > 0).sum())
+    assert (card.label, card.latent_dim, card.n_components) == ("MoG, M=20", 3, 20)
+    metrics = card.metrics()
+    assert metrics["test_nll"] == ll.nll and metrics["iw_images"] == 20 and metrics["components_used"] >= 1
+    plain = scorecard(tiny_vae(), images, k=4)  # N(0, I): one component, no usage column
+    assert plain.components_used is None and plain.ll.n_images == 60

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from vaelib import __main__ as cli
-from vaelib.experiments import (EXPERIMENTS, PROFILES, get_experiment, get_or_train, resolve_profile, run_dir,
-                                with_epochs, with_train_subset)
-from vaelib.priors import FactorizedMixture, GaussianMixture, StandardNormal
+from vaelib.experiments import (EXPERIMENTS, MODEL_BUILDERS, PROFILES, chapter_6_profile, get_experiment, get_or_train,
+                                resolve_profile, run_dir, with_epochs, with_train_subset)
+from vaelib.mixture_posterior import MixturePosteriorVAE
+from vaelib.priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
 
 
 def test_every_original_model_is_named():
@@ -18,6 +19,23 @@ def test_every_original_model_is_named():
             mog = get_experiment(f"mog-z{z}-m{m}").build().prior
             assert isinstance(mog, GaussianMixture) and mog.n_components == m and mog.latent_dim == z
             assert isinstance(get_experiment(f"fmog-z{z}-m{m}").build().prior, FactorizedMixture)
+
+
+def test_the_registry_says_what_every_name_builds():
+    assert {e.kind for e in EXPERIMENTS.values()} == set(MODEL_BUILDERS)  # no unused or missing builder
+    both = get_experiment("both-z10-c5-m1000").build()
+    assert isinstance(both, MixturePosteriorVAE) and both.encoder.n_components == 5
+    assert isinstance(both.prior, GaussianMixture) and both.prior.n_components == 1000
+    post = get_experiment("mogpost-z10-c5").build()
+    assert isinstance(post, MixturePosteriorVAE) and isinstance(post.prior, StandardNormal)
+    assert isinstance(get_experiment("vamp-z10-k500").build().prior, VampPrior)
+
+
+def test_chapter_6_halves_the_training_set_only_under_cpu():
+    cpu = chapter_6_profile(PROFILES["cpu"])
+    assert (cpu.name, cpu.train_subset, cpu.epochs) == ("cpu-n25000", 25_000, PROFILES["cpu"].epochs)
+    assert chapter_6_profile(PROFILES["smoke"]) is PROFILES["smoke"]
+    assert chapter_6_profile(PROFILES["full"]) is PROFILES["full"]
 
 
 def test_unknown_names_are_refused_with_the_known_ones():

@@ -26,7 +26,8 @@ def _device(model: VAE) -> torch.device:
 def binary_test_set(model: VAE, images: Tensor, seed: int = 0) -> Tensor:
     """uint8 images -> the fixed binary draw every evaluation uses, flattened, on the model's device."""
     check_images(images, n_pixels=model.input_dim, require_uint8=True)
-    return binarize_static(images.reshape(images.shape[0], -1), seed, n_pixels=None).to(_device(model))
+    flat = images.reshape(images.shape[0], model.input_dim)
+    return binarize_static(flat, seed, n_pixels=None).to(_device(model))
 
 
 # -- the ELBO -----------------------------------------------------------------------------------
