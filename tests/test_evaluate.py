@@ -26,8 +26,8 @@ from vaelib.evaluate import (
     iw_log_likelihood,
     knn_accuracy,
     mean_and_stderr,
-    neighbour_purity,
-    neighbour_votes,
+    neighbor_purity,
+    neighbor_votes,
     paired_difference,
     scorecard,
     two_se_sign,
@@ -280,20 +280,20 @@ def test_evaluate_elbo_averages_the_terms_over_model_inputs():
 # -- nearest neighbours -------------------------------------------------------------------------
 
 
-def test_neighbour_votes_and_purity_count_the_labels_of_the_nearest_codes():
+def test_neighbor_votes_and_purity_count_the_labels_of_the_nearest_codes():
     codes = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0]])
     labels = torch.tensor([0, 0, 1, 2, 2])
     queries = torch.tensor([[0.4], [10.6], [1.6]])
-    votes = neighbour_votes(queries, codes, labels, k=3)
+    votes = neighbor_votes(queries, codes, labels, k=3)
     assert votes.tolist() == [[2, 1, 0], [0, 1, 2], [2, 1, 0]]
-    purity = neighbour_purity(queries, codes, labels, k=3)
+    purity = neighbor_purity(queries, codes, labels, k=3)
     torch.testing.assert_close(purity, torch.tensor([2 / 3, 2 / 3, 2 / 3]))
-    own = neighbour_votes(codes, codes, labels, k=1, leave_one_out=True)
+    own = neighbor_votes(codes, codes, labels, k=1, leave_one_out=True)
     assert own.argmax(1).tolist() == [0, 0, 0, 2, 2]  # each code's nearest other code
-    chunked = neighbour_votes(codes, codes, labels, k=2, leave_one_out=True, chunk=2)
-    assert torch.equal(chunked, neighbour_votes(codes, codes, labels, k=2, leave_one_out=True))
+    chunked = neighbor_votes(codes, codes, labels, k=2, leave_one_out=True, chunk=2)
+    assert torch.equal(chunked, neighbor_votes(codes, codes, labels, k=2, leave_one_out=True))
     with pytest.raises(ValueError, match="k must be an integer between 1 and 4"):
-        neighbour_votes(codes, codes, labels, k=5, leave_one_out=True)
+        neighbor_votes(codes, codes, labels, k=5, leave_one_out=True)
 
 
 # -- comparing two measurements ---------------------------------------------------------------

@@ -7,7 +7,8 @@ import torch
 
 from vaelib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vaelib.experiments import get_experiment
-from vaelib.train import TrainConfig, TrainingDiverged, fit
+from vaelib.data import binarize_dynamic, binarize_static
+from vaelib.train import TrainConfig, TrainingDiverged, fit, model_inputs
 
 
 def prototype_images(n=600, seed=0):
@@ -97,6 +98,14 @@ def test_iwae_objective_and_grey_targets_train():
     h = fit(small_model(), images, TrainConfig(epochs=2, batch_size=50, objective="iwae", iw_samples=5), progress=False)
     g = fit(small_model(), images, TrainConfig(epochs=2, batch_size=50, binarization="grey"), progress=False)
     assert h.train_loss[-1] < h.train_loss[0] and g.train_loss[-1] < g.train_loss[0]
+
+
+def test_model_inputs_use_the_binarisations_of_vaelib_data():
+    pixels = prototype_images(20).reshape(20, -1)
+    gen_a, gen_b = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    assert torch.equal(model_inputs(pixels, "dynamic", gen_a), binarize_dynamic(pixels, gen_b))
+    assert torch.equal(model_inputs(pixels, "static", seed=3), binarize_static(pixels, 3))
+    assert torch.equal(model_inputs(pixels, "grey"), pixels.float() / 255)  # fit's grey test set: grey levels
 
 
 def test_checkpoints_are_atomic_and_checked(tmp_path):

@@ -52,8 +52,8 @@ def _pairwise_kl_factors(
     by the mean of the component means (the KL is shift invariant) to limit cancellation
     when means sit far from the origin.
     """
-    centre = means.mean(-2, keepdim=True).detach()
-    mu, means = mu - centre, means - centre
+    center = means.mean(-2, keepdim=True).detach()
+    mu, means = mu - center, means - center
     inv_var = torch.exp(-logvars)  # (M, D)
     rows = torch.cat([torch.exp(logvar) + mu**2, mu], dim=-1)
     cols = 0.5 * torch.cat([inv_var, -2.0 * means * inv_var], dim=-1)
@@ -134,8 +134,8 @@ def component_log_probs(z: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
 
     Matrix-product form (see `pairwise_gaussian_kl`), centred on the mean of the means.
     """
-    centre = means.mean(0).detach()
-    z, means = z - centre, means - centre
+    center = means.mean(0).detach()
+    z, means = z - center, means - center
     inv_var = torch.exp(-logvars)
     sq = (z**2) @ inv_var.T - 2.0 * z @ (means * inv_var).T + (means**2 * inv_var).sum(-1)
     return -0.5 * (z.shape[-1] * LOG_2PI + logvars.sum(-1) + sq)

@@ -173,7 +173,7 @@ def component_usage(model: VAE, images: Tensor, batch_size: int = 1000) -> Tenso
 # -- nearest neighbours among codes --------------------------------------------------------------
 
 @torch.no_grad()
-def neighbour_votes(queries: Tensor, codes: Tensor, labels: Tensor, k: int, *, leave_one_out: bool = False,
+def neighbor_votes(queries: Tensor, codes: Tensor, labels: Tensor, k: int, *, leave_one_out: bool = False,
                     chunk: int = 4096) -> Tensor:
     """How often each label occurs among the k rows of `codes` nearest to each row of `queries`: (Q, C).
 
@@ -209,16 +209,16 @@ def knn_accuracy(codes: Tensor, labels: Tensor, k: int = 10) -> float:
         raise ValueError(f"expected codes (N, D) and labels (N,), got {tuple(codes.shape)} and {tuple(labels.shape)}")
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < codes.shape[0]:
         raise ValueError(f"k must be an integer between 1 and N - 1 = {codes.shape[0] - 1}, got {k!r}")
-    votes = neighbour_votes(codes, codes, labels, k, leave_one_out=True)
+    votes = neighbor_votes(codes, codes, labels, k, leave_one_out=True)
     return float((votes.argmax(1) == labels.to(votes.device)).float().mean())
 
 
-def neighbour_purity(queries: Tensor, codes: Tensor, labels: Tensor, k: int = 20) -> Tensor:
+def neighbor_purity(queries: Tensor, codes: Tensor, labels: Tensor, k: int = 20) -> Tensor:
     """Share of the most common label among the k codes nearest to each query, (Q,) on the CPU.
 
     Chapter 2: 1 deep inside a class, towards 1/2 or below where classes meet.
     """
-    return (neighbour_votes(queries, codes, labels, k).max(-1).values.float() / k).cpu()
+    return (neighbor_votes(queries, codes, labels, k).max(-1).values.float() / k).cpu()
 
 
 # -- comparing two measurements ---------------------------------------------------------------

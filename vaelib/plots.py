@@ -16,7 +16,8 @@ from torch import Tensor
 from .model import VAE
 from .train import History
 
-DIGIT_COLOURS = matplotlib.colormaps["tab10"]
+DIGIT_COLORS = matplotlib.colormaps["tab10"]
+DIGIT_COLOURS = DIGIT_COLORS  # the earlier, British-spelled name (identifiers are American)
 
 
 def image_grid(images: Tensor, cols: int | None = None, side: int = 28, pad: int = 1) -> np.ndarray:
@@ -60,7 +61,7 @@ def scatter_by_digit(points: Tensor, labels: Tensor, ax: plt.Axes | None = None,
     points, labels = torch.as_tensor(points).cpu().numpy(), torch.as_tensor(labels).cpu().numpy()
     for digit in range(10):
         sel = labels == digit
-        ax.scatter(points[sel, 0], points[sel, 1], s=size, color=DIGIT_COLOURS(digit), label=str(digit), alpha=0.6,
+        ax.scatter(points[sel, 0], points[sel, 1], s=size, color=DIGIT_COLORS(digit), label=str(digit), alpha=0.6,
                    rasterized=True)
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
@@ -96,10 +97,10 @@ def plot_histories(histories: Mapping[str, History], ax: plt.Axes | None = None,
     """Training loss (dashed) and test negative ELBO (solid) per epoch for several runs."""
     ax = ax or plt.gca()
     for i, (name, h) in enumerate(histories.items()):
-        colour = f"C{i}"
-        ax.plot(h.epoch, h.train_loss, "--", color=colour, label=f"{name} (train)")
+        color = f"C{i}"
+        ax.plot(h.epoch, h.train_loss, "--", color=color, label=f"{name} (train)")
         if test and not all(map(math.isnan, h.test_neg_elbo)):
-            ax.plot(h.epoch, h.test_neg_elbo, "-", color=colour, label=f"{name} (test)")
+            ax.plot(h.epoch, h.test_neg_elbo, "-", color=color, label=f"{name} (test)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative ELBO (nats per image)")
     ax.legend(fontsize="small")
