@@ -17,11 +17,10 @@ import time
 import torch
 
 from _common import benchmark_devices, print_header, synchronize
-from vaelib.data import load_dataset
-from vaelib.evaluate import iw_log_likelihood
+from vaelib.data import binarize_dynamic, binarize_static, load_dataset
+from vaelib.evaluate import evaluate_elbo, iw_log_likelihood
 from vaelib.experiments import PROFILES, get_experiment
-from vaelib.train import (VALID_BINARIZATION_SEED, _batch_loss, _normalise_gradients, binarize, evaluate_elbo,
-                          prepare_images, static_binarization)
+from vaelib.train import VALID_BINARIZATION_SEED, _batch_loss, _normalise_gradients, prepare_images
 
 
 def measure(name: str, steps: int, iw_images: int, device: torch.device) -> dict:
@@ -31,8 +30,8 @@ def measure(name: str, steps: int, iw_images: int, device: torch.device) -> dict
     config = exp.train_config(PROFILES["tw"])
     data = load_dataset(exp.dataset, split="classic")
     train = prepare_images(data.train.images, device)
-    valid = static_binarization(prepare_images(data.valid.images, device), VALID_BINARIZATION_SEED)
-    test = static_binarization(prepare_images(data.test.images, device))
+    valid = binarize_static(prepare_images(data.valid.images, device), VALID_BINARIZATION_SEED)
+    test = binarize_static(prepare_images(data.test.images, device))
     params = list(model.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr, fused=device.type == "cuda")
     gen = torch.Generator(device=device).manual_seed(0)
@@ -41,7 +40,7 @@ def measure(name: str, steps: int, iw_images: int, device: torch.device) -> dict
     began = time.perf_counter()
     for step in range(steps):
         idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-        loss = _batch_loss(model, binarize(train[idx], "dynamic", gen), config, beta=config.beta_at(0))
+        loss = _batch_loss(model, binarize_dynamic(train[idx], gen), config, beta=config.beta_at(0))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         _normalise_gradients(params)

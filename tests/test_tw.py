@@ -11,10 +11,12 @@ import torch
 import vaelib.train as train_module
 from test_train import prototype_images
 from vaelib.checkpoint import load_checkpoint
+from vaelib.data import binarize_static
+from vaelib.evaluate import evaluate_elbo
 from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment, get_or_train, with_epochs, with_train_subset
 from vaelib.nets import GatedBernoulliDecoder, GatedDense, GatedEncoder
 from vaelib.priors import GaussianMixture, StandardNormal, VampPrior
-from vaelib.train import EarlyStopping, TrainConfig, _epoch_seed, evaluate_elbo, fit, static_binarization
+from vaelib.train import EarlyStopping, TrainConfig, _epoch_seed, fit
 
 
 # -- networks -----------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def test_adam_normgrad_matches_their_optimizer():
 def test_sampled_kl_averages_to_the_closed_form():
     torch.manual_seed(0)
     model = get_experiment("tw-standard-z40").build()
-    x = static_binarization(prototype_images(1).reshape(1, -1)).expand(20000, -1)
+    x = binarize_static(prototype_images(1).reshape(1, -1)).expand(20000, -1)
     with torch.no_grad():
         sampled, exact = model.elbo(x, kl_estimate="sample").kl, model.elbo(x[:1]).kl
     assert sampled.mean().item() == pytest.approx(exact.item(), abs=4 * sampled.std().item() / math.sqrt(20000))
@@ -294,7 +296,7 @@ def test_validation_curve_is_their_loss_on_a_fixed_draw():
     # epoch 2 was the best or not; recompute the recorded value for the weights that were kept
     best = history.best_epoch()
     torch.manual_seed(_epoch_seed(0, best - 1) + 2)
-    again = evaluate_elbo(model, static_binarization(valid.reshape(37, -1), 1), kl_estimate="sample")["neg_elbo"]
+    again = evaluate_elbo(model, binarize_static(valid.reshape(37, -1), 1), kl_estimate="sample")["neg_elbo"]
     assert again == pytest.approx(history.valid_neg_elbo[best - 1], abs=1e-4)
 
 
