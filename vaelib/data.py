@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import os
 import pickle
 import struct
@@ -323,22 +324,42 @@ def load_fashion_mnist(split: str = "classic", root: str | Path | None = None, s
 
 # -- image checks and transforms -------------------------------------------------------------------
 
-def check_images(images: Tensor) -> None:
-    """Raise TypeError/ValueError unless `images` are uint8, or floats in [0, 1], shaped
-    (N, 28, 28), (N, 784) or (N, 1, 28, 28)."""
+MNIST_SHAPES = ((28, 28), (784,), (1, 28, 28))  # what one 784-pixel image may look like
+
+
+def check_images(images: Tensor, n_pixels: int | None = 784) -> None:
+    """Raise TypeError/ValueError unless `images` are a batch of uint8 pixels, or of floats in [0, 1].
+
+    The one image validator: the transforms here and the models (`VAE.prepare`) call it where
+    images enter. With `n_pixels=784` (MNIST) an image is (28, 28), (784,) or (1, 28, 28);
+    another `n_pixels` (CIFAR-10's 3072) accepts any image shape with that many pixels, and
+    None any image shape. Float pixels are scanned once (one min/max pass): NaN, infinities,
+    negative values and 0-255 grey levels stored as floats are refused, each by name.
+    """
     if not isinstance(images, Tensor):
         raise TypeError(f"expected a torch.Tensor of images, got {type(images).__name__}")
     if images.dtype != torch.uint8 and not images.is_floating_point():
         raise TypeError(f"expected uint8 pixels (0-255) or float pixels in [0, 1], got dtype {images.dtype}")
-    if images.dim() < 2 or tuple(images.shape[1:]) not in ((28, 28), (784,), (1, 28, 28)):
-        raise ValueError(f"expected images shaped (N, 28, 28), (N, 784) or (N, 1, 28, 28), got {tuple(images.shape)}")
+    if n_pixels == 784:
+        if images.dim() < 2 or tuple(images.shape[1:]) not in MNIST_SHAPES:
+            raise ValueError(f"expected images of 784 pixels shaped (N, 784) or (N, 28, 28) (or (N, 1, 28, 28)), "
+                             f"got {tuple(images.shape)}")
+    elif images.dim() < 2 or (n_pixels is not None and images.shape[1:].numel() != n_pixels):
+        wanted = "pixels" if n_pixels is None else f"{n_pixels} pixels"
+        raise ValueError(f"expected a batch of images (N, ...) of {wanted} each, got {tuple(images.shape)}")
     if images.is_floating_point() and images.numel() > 0:
-        if torch.isnan(images).any():
-            raise ValueError("images contain NaN")
-        low, high = torch.aminmax(images)
-        if low < 0 or high > 1:
-            raise ValueError(f"float pixels must lie in [0, 1], got values from {low.item():g} to {high.item():g}; "
-                             "pass uint8 images unscaled")
+        low, high = torch.stack(torch.aminmax(images.detach())).tolist()  # NaN propagates through both
+        if low >= 0 and high <= 1:
+            return
+        if math.isnan(low) or math.isnan(high):
+            raise ValueError("images contain NaN; check how they were made (a NaN pixel has no likelihood)")
+        if math.isinf(low) or math.isinf(high):
+            raise ValueError(f"images contain infinite values (from {low:g} to {high:g}); float pixels must lie in [0, 1]")
+        if low >= 0 and high <= 255:
+            raise ValueError(f"float pixels must lie in [0, 1], got values up to {high:g}: these look like 0-255 grey "
+                             "levels; pass the uint8 images as loaded, or divide by 255 (vaelib.data.to_unit_float)")
+        raise ValueError(f"float pixels must lie in [0, 1] (probabilities or binary), got values from {low:g} to "
+                         f"{high:g}; pass uint8 images unscaled, and decoder outputs as probabilities, not logits")
 
 
 def to_unit_float(images: Tensor) -> Tensor:
