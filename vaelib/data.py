@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
+
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS = ("classic", "standard")
 CACHE_FORMAT = 1
@@ -243,15 +245,20 @@ def _read_cache(path: Path, name: str) -> Parts:
 
 
 def _write_cache(path: Path, name: str, parts: Parts) -> None:
-    """Save the parts atomically (temp file + rename); a failure only warns."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Save the parts atomically (temp file + rename). A failure only warns: the data loaded
+    fine, so a read-only or full data root, or a file where the folder should be, must not
+    stop the run; the data are read from their source again next time."""
+    hint = "set VAELIB_DATA to a writable folder to cache it"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": CACHE_FORMAT, "name": name, "sha256": dict(SHA256[name]), **parts}, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        warnings.warn(f"could not cache {name} at {path} ({exc}); it will be rebuilt next time", stacklevel=4)
+        with atomic_write(path, "wb", what=f"the {name} cache", hint=hint) as handle:
+            torch.save({"format": CACHE_FORMAT, "name": name, "sha256": dict(SHA256[name]), **parts}, handle)
+    except (OSError, WriteError) as exc:
+        blocker = file_in_the_way(path.parent)
+        reason = (f"{blocker} is a file, not a folder" if blocker else
+                  describe_os_error(exc) if isinstance(exc, OSError) else exc.reason)
+        warnings.warn(f"{name} loaded fine but could not be cached at {path} ({reason}); going on without the cache "
+                      f"(it is rebuilt from its source next time; {hint})", stacklevel=4)
 
 
 def _load_parts(name: str, root: Path) -> Parts:

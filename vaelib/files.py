@@ -15,6 +15,7 @@ import contextlib
 import errno
 import glob
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,15 @@ DEAD_WRITER_GRACE_SECONDS = 60  # ... and one this old whose writer's process is
 
 
 class WriteError(RuntimeError):
-    """A file or folder that cannot be written (missing, read-only, full, in the way), with a fix."""
+    """A file or folder that cannot be written (missing, read-only, full, in the way), with a fix.
+
+    `reason` is the short cause alone (e.g. "no space left on device"), for callers that
+    word the message themselves.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _process_alive(pid: int) -> bool:
@@ -102,6 +111,19 @@ def describe_os_error(exc: BaseException) -> str:
     return f"the write failed ({text}; is the disk full?)"
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file (if any) that stands where `folder` or one of its parents should be a folder."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return blocker if blocker is not None and not blocker.is_dir() else None
+
+
+def _low_on_space(folder: Path, below: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < below
+    except OSError:
+        return False
+
+
 def _is_write_failure(exc: BaseException) -> bool:
     """OSError, or the RuntimeError torch.save raises when its file cannot be written."""
     if isinstance(exc, OSError):
@@ -128,7 +150,8 @@ def atomic_write(path: Path, mode: str = "wb", what: str = "file", hint: str = "
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as exc:
-        raise WriteError(f"could not write {what} {path}: {describe_os_error(exc)}; {hint}") from None
+        reason = describe_os_error(exc)
+        raise WriteError(f"could not write {what} {path}: {reason}; {hint}", reason) from None
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -136,10 +159,12 @@ def atomic_write(path: Path, mode: str = "wb", what: str = "file", hint: str = "
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
+        full = not isinstance(exc, OSError) and _low_on_space(folder)  # before the temporary file's space is freed
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, Exception) and _is_write_failure(exc):
-            raise WriteError(f"could not write {what} {path}: {describe_os_error(exc)}; {hint}") from None
+            reason = "no space left on device" if full else describe_os_error(exc)
+            raise WriteError(f"could not write {what} {path}: {reason}; {hint}", reason) from None
         raise
 
 

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .files import WriteError, atomic_write, describe_os_error
+from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
 from .files import remove_stale_temp_files as _remove_stale
 
 CHECKPOINT = "checkpoint.pt"
@@ -89,8 +89,8 @@ def _difference(found: dict, wanted: dict) -> str:
 def ensure_writable_dir(folder: Path, what: str = "run folder") -> Path:
     """Create `folder` (and parents) and check it can be written, with a one-line reason if not."""
     hint = "set VAELIB_CACHE or pass --out to use another folder"
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
         where = "" if blocker == folder else f" (inside {blocker})"
         raise RunFolderError(f"the {what} {folder} cannot be made{where}: {blocker} is a file, not a folder; "
                              f"move it or {hint}")
