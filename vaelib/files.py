@@ -134,6 +134,17 @@ def _is_write_failure(exc: BaseException) -> bool:
     )
 
 
+def _set_mode(tmp: str, path: Path) -> None:
+    """Give the temporary file (mkstemp makes it 0600) the mode the target has, or a new file would get."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path, mode: str = "wb", what: str = "file", hint: str = "") -> Iterator[IO]:
     """Open a temporary file beside `path` for writing; on success it replaces `path` atomically.
@@ -153,6 +164,7 @@ def atomic_write(path: Path, mode: str = "wb", what: str = "file", hint: str = "
         reason = describe_os_error(exc)
         raise WriteError(f"could not write {what} {path}: {reason}; {hint}", reason) from None
     try:
+        _set_mode(tmp, path)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

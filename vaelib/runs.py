@@ -23,7 +23,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -204,3 +204,40 @@ def load_model_state(model: torch.nn.Module, state: dict, path: Path) -> None:
             f"{path} matches this experiment's identity but its weights do not fit the model "
             f"({first}); it was written by other code: move it away or retrain"
         ) from None
+
+
+def check_run_state(state: dict, path: Path, build: Callable[[], torch.nn.Module], epochs: int) -> dict:
+    """Check, before anything relies on it, that a checkpoint of the right identity is usable.
+
+    Its epoch count, its training history, its weights (loaded into a scratch model from
+    `build`, made without touching the global random state) and, while it is unfinished
+    (fewer than `epochs` epochs, not stopped early), the optimiser state it resumes from.
+    Each fault is a one-line `CheckpointError` naming the file: such a checkpoint was written
+    by other code, or edited by hand. Returns `state`.
+    """
+    from .train import History
+
+    with torch.random.fork_rng(devices=[]):
+        model = build()
+
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"{path} records no valid epoch count ({epoch!r}); move it away or retrain")
+    if not isinstance(state.get("history"), dict):
+        raise CheckpointError(f"{path} has no training history; move it away or retrain")
+    try:
+        History.from_dict(state["history"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path} holds a training history this vaelib cannot read ({exc}); "
+                              "move it away or retrain") from None
+    load_model_state(model, state, path)
+    if epoch < epochs and state.get("finished") is not True:
+        if not isinstance(state.get("optimizer"), dict):
+            raise CheckpointError(f"{path} is unfinished ({epoch} of {epochs} epochs) but has no optimiser state "
+                                  "to resume from; move it away or retrain")
+        try:
+            torch.optim.Adam(model.parameters()).load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path} is unfinished but its optimiser state does not fit the model ({exc}); "
+                                  "move it away or retrain") from None
+    return state
