@@ -13,7 +13,8 @@ pyzmq has it, which silences the warning by doing what it asks. With an older ju
 from __future__ import annotations
 
 
-def _enable_encryption() -> bool:
+def enable_transport_encryption() -> bool:
+    """Make "auto" the default transport_encryption of new kernel managers; False if it cannot be."""
     try:
         import zmq
         from jupyter_client.manager import KernelManager
@@ -27,5 +28,5 @@ def _enable_encryption() -> bool:
 
 
 def setup(app):
-    _enable_encryption()
+    enable_transport_encryption()
     return {"parallel_read_safe": True, "parallel_write_safe": True}
