@@ -5,12 +5,12 @@ of the right identity that cannot be used, corrupt metrics.json files."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -307,3 +307,16 @@ def test_the_process_exits_with_status_2_and_one_line(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "folder.png").exists() and not (tmp_path / "cache").exists()
+
+
+def test_temporary_files_of_a_killed_run_are_removed_when_the_run_is_next_used(out, capsys):
+    folder = out / "vae-z2" / "seed-0"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stamp = time.time() - 300
+    left = [folder / f".checkpoint.pt.{dead.pid}.k1ll3d.tmp", folder / f".metrics.json.{dead.pid}.k1ll3d.tmp"]
+    for path in left:
+        path.write_bytes(b"\0" * 1000)
+        os.utime(path, (stamp, stamp))
+    code, _, _ = run_cli(["sample", "vae-z2", *SMOKE, "--out", str(out), "--png", str(out / "s.png")], capsys)
+    assert code == 0 and not any(path.exists() for path in left)

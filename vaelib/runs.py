@@ -30,6 +30,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint
 from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
 from .files import remove_stale_temp_files as _remove_stale
+from .files import remove_stale_temps_of
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -105,12 +106,13 @@ def ensure_writable_dir(folder: Path, what: str = "run folder") -> Path:
 
 
 def remove_stale_temp_files(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete temporary files (`.*.tmp`, `tmp*.tmp`) a killed writer left in a run folder long ago.
+    """Delete the temporary files killed writers left in a run folder.
 
-    (Temporary files of one file, for instance the checkpoint's, are also removed sooner,
-    by the next write of that file, once their writer's process is gone: `vaelib.files`.)
+    Those of the checkpoint and of metrics.json as soon as their writer's process is gone
+    (after a minute's grace), any other (`.*.tmp`, `tmp*.tmp`) once it is `older_than` seconds old.
     """
-    return _remove_stale(folder, RUN_TEMP_PATTERNS, older_than)
+    removed = remove_stale_temps_of(folder / CHECKPOINT) + remove_stale_temps_of(folder / METRICS)
+    return removed + _remove_stale(folder, RUN_TEMP_PATTERNS, older_than)
 
 
 @contextlib.contextmanager
