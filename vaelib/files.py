@@ -164,8 +164,8 @@ def atomic_write(path: Path, mode: str = "wb", what: str = "file", hint: str = "
         reason = describe_os_error(exc)
         raise WriteError(f"could not write {what} {path}: {reason}; {hint}", reason) from None
     try:
-        _set_mode(tmp, path)
-        with os.fdopen(fd, mode) as handle:
+        with os.fdopen(fd, mode) as handle:  # owns fd from here: closed whatever happens next
+            _set_mode(tmp, path)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
