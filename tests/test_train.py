@@ -48,7 +48,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     fit(interrupted, images, dataclasses.replace(config, epochs=2, lr_decay_every=2), checkpoint=path, progress=False)
     # Pretend the first run was the 4-epoch one stopped after epoch 2: rewrite its identity accordingly.
     state = load_checkpoint(path)
-    state["train_config"] = dataclasses.asdict(config)
+    state["train_config"] = config.recipe()
     save_checkpoint(path, {k: v for k, v in state.items() if k not in ("format", "format_version")})
     resumed = small_model()
     history = fit(resumed, images, config, checkpoint=path, progress=False)
@@ -85,7 +85,7 @@ def test_bad_training_inputs_are_refused():
         fit(model, torch.zeros(10, 20, 20, dtype=torch.uint8), TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="non-empty"):
         fit(model, torch.zeros(0, 28, 28, dtype=torch.uint8), TrainConfig(epochs=1), progress=False)
-    with pytest.raises(ValueError, match="epochs must be positive"):
+    with pytest.raises(ValueError, match="epochs must be a positive whole number"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="unknown binarization"):
         TrainConfig(binarization="otsu")

@@ -1,21 +1,25 @@
 """Command line: `python -m vaelib list|train|evaluate|sample`, for training outside notebooks.
 
     python -m vaelib list
-    python -m vaelib train NAME [--profile P] [--out DIR] [--device D] [--seed S]
-    python -m vaelib evaluate NAME [--profile P] [--out DIR] [--iw-samples K] [--images N]
-    python -m vaelib sample NAME [--n N] [--png FILE]
+    python -m vaelib train NAME [--profile P] [--out DIR] [--device D] [--seed S] [--retrain]
+    python -m vaelib evaluate NAME [--profile P] [--out DIR] [--seed S] [--iw-samples K] [--images N]
+    python -m vaelib sample NAME [--n N] [--png FILE] [--seed S] [--model-seed S]
 
-`train` writes DIR/NAME/checkpoint.pt and DIR/NAME/metrics.json; `evaluate` prints
-metrics as JSON (nats per image) and adds them to DIR/NAME/metrics.json.
+`train` writes DIR/NAME/seed-S/checkpoint.pt and DIR/NAME/seed-S/metrics.json; `evaluate`
+prints metrics as JSON (nats per image) and adds them to that metrics.json. Every failure
+the user can fix (a bad argument, an unwritable or full disk, a checkpoint or metrics file
+that cannot be used) ends in one line `error: ...` with what to do, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,9 +28,11 @@ import torch
 from . import __version__
 from .checkpoint import CheckpointError
 from .data import DataSourceError
-from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_profile
-from .reference import PER_IMAGE_FILE, available, WEIGHTS, export_reference, read_reference_metrics, save_per_image_log_px
-from .runs import RunFolderError, update_metrics
+from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_device, resolve_profile
+from .files import WriteError, check_output_file, describe_os_error
+from .reference import (PER_IMAGE_FILE, WEIGHTS, available, export_reference, read_reference_metrics,
+                        save_per_image_log_px)
+from .runs import METRICS, read_metrics, update_metrics
 from .train import TrainingDiverged, check_seed
 
 
@@ -90,11 +96,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import scorecard
 
     run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.seed)
+    if run.checkpoint.name != WEIGHTS:  # a corrupt metrics.json is reported now, not after the evaluation
+        read_metrics(run.checkpoint.parent / METRICS)
     began = time.perf_counter()
     profile = run.profile
     test = load_dataset(run.experiment.dataset, split="classic").test.images
-    k = args.iw_samples or profile.iw_samples
-    card = scorecard(run.model, test, k, args.images or profile.iw_images, progress=not args.quiet)
+    k = args.iw_samples if args.iw_samples is not None else profile.iw_samples
+    n_iw = args.images if args.images is not None else profile.iw_images
+    card = scorecard(run.model, test, k, n_iw, progress=not args.quiet)
     device = next(run.model.parameters()).device
     metrics = {
         **card.metrics(),
@@ -114,11 +123,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .plots import save_image_grid
 
+    png = check_output_file(Path(args.png or f"{args.name}-samples.png"), "--png")  # before any training
     run = get_or_train(args.name, args.profile, out=args.out, device=args.device, seed=args.model_seed)
     torch.manual_seed(args.seed)
     images = run.model.sample(args.n).cpu()
-    png = Path(args.png or f"{args.name}-samples.png")
-    save_image_grid(images, png, title=f"{args.name}: {args.n} samples from the prior ({run.profile.name} profile)")
+    png = save_image_grid(images, png, title=f"{args.name}: {args.n} samples from the prior ({run.profile.name} profile)")
     print(png)
     return 0
 
@@ -147,6 +156,16 @@ def _seed(text: str) -> int:
         return check_seed(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -180,31 +199,40 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--retrain", action="store_true", help="ignore a cached checkpoint")
         if name == "evaluate":
-            p.add_argument("--iw-samples", type=int, default=None, help="k per image (default: the profile's)")
-            p.add_argument("--images", type=int, default=None, help="test images for the IW estimate (default: the profile's)")
+            p.add_argument("--iw-samples", type=_positive, default=None, help="k per image (default: the profile's)")
+            p.add_argument("--images", type=_positive, default=None, help="test images for the IW estimate (default: the profile's)")
             p.add_argument("--quiet", action="store_true")
         if name == "sample":
-            p.add_argument("--n", type=int, default=64)
-            p.add_argument("--png", default=None)
+            p.add_argument("--n", type=_positive, default=64, help="number of samples (default 64)")
+            p.add_argument("--png", default=None, help="image file to write (default: NAME-samples.png here)")
     return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a run kept beside another, a data cache not written) as one `warning: ...` line."""
+    print(f"warning: {message}", file=file or sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if getattr(args, "name", None) is not None and args.name not in EXPERIMENTS:
-            known = ", ".join(sorted(EXPERIMENTS))
-            raise ValueError(f"unknown experiment {args.name!r}; known: {known}")
-        if getattr(args, "iw_samples", None) is not None and args.iw_samples <= 0:
-            raise ValueError(f"--iw-samples must be positive, got {args.iw_samples}")
-        if getattr(args, "n", None) is not None and args.n <= 0:
-            raise ValueError(f"--n must be positive, got {args.n}")
-        if getattr(args, "profile", None) is not None:
-            resolve_profile(args.profile)
-        return args.func(args)
-    except (ValueError, TypeError, CheckpointError, DataSourceError, TrainingDiverged, RunFolderError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            if getattr(args, "name", None) is not None and args.name not in EXPERIMENTS:
+                known = ", ".join(sorted(EXPERIMENTS))
+                raise ValueError(f"unknown experiment {args.name!r}; known: {known}")
+            if getattr(args, "profile", None) is not None:
+                resolve_profile(args.profile)
+            if getattr(args, "device", None) is not None:
+                resolve_device(args.device)
+            return args.func(args)
+        except (ValueError, TypeError, CheckpointError, DataSourceError, TrainingDiverged, WriteError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # any other file-system failure: one line, not a traceback
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"error: {describe_os_error(exc)}{where}; check the free space and permissions there", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ PyTorch's restricted unpickler can read it; nothing else is ever unpickled.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .files import WriteError, atomic_write, describe_os_error
 
 FORMAT = "vaelib-checkpoint"
 FORMAT_VERSION = 1
@@ -24,21 +25,21 @@ class CheckpointError(RuntimeError):
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write `payload` to `path` atomically: a temporary file in the same folder, then a rename.
 
-    A crash mid-write leaves the previous checkpoint intact, never half a file.
+    A crash mid-write leaves the previous checkpoint intact, never half a file; a full or
+    read-only disk raises `vaelib.files.WriteError` (one line, with a fix) and leaves no
+    temporary file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(record, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot create the folder {path.parent} for the checkpoint: {describe_os_error(exc)}; "
+                         "choose another place (VAELIB_CACHE or --out)") from None
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    hint = ("free some space or choose another place (VAELIB_CACHE or --out); the previous checkpoint, "
+            "if there was one, is intact, and a rerun resumes from it")
+    with atomic_write(path, "wb", what="the checkpoint", hint=hint) as handle:
+        torch.save(record, handle)
     return path
 
 

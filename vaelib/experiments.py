@@ -25,6 +25,7 @@ from .model import VAE
 from .nets import BernoulliDecoder, GatedBernoulliDecoder, GatedEncoder, GaussianEncoder
 from .priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
 from .train import History, TrainConfig, check_seed, fit
+from .runs import METRICS, check_run_state
 
 # Bump when a change alters what training produces, so stale cached checkpoints are retrained.
 CODE_VERSION = 1
@@ -282,14 +283,31 @@ def resolve_profile(name: str | None = None) -> Profile:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to train and evaluate on: cpu, cuda[:N] (if present), mps (if present); default cuda else cpu.
+
+    Anything else (meta, xla, a GPU that is not there) is refused here, before any work, with
+    the devices that would work.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"invalid device {device!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but PyTorch sees no CUDA GPU here; use --device cpu")
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"invalid device {device!r}; use cpu or cuda (cuda:N for GPU N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} was asked for but PyTorch sees no CUDA GPU here; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {str(device)!r} does not exist: PyTorch sees {count} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("device 'mps' (Apple GPU) was asked for but this PyTorch cannot use one here; "
+                             "use --device cpu")
+    elif device.type != "cpu":
+        raise ValueError(f"device {str(device)!r} cannot train or run these models; use cpu or cuda (cuda:N for GPU N)")
     return device
 
 
@@ -388,8 +406,9 @@ def get_or_train(
             raise RunFolderError(f"{path} is not a file; move it away so the run can be written there")
         if path.is_file() and retrain:
             path.unlink()  # the run of this very identity (choose_run_dir never returns another's folder)
+            (folder / METRICS).unlink(missing_ok=True)  # it described the run just replaced
         if path.is_file():
-            state = load_checkpoint(path, expect={"meta": identity})
+            state = check_run_state(load_checkpoint(path, expect={"meta": identity}), path, experiment.build, config.epochs)
             if not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), dict):
                 raise CheckpointError(f"{path} lacks its epoch count or history; move it away or retrain")
             if state["epoch"] >= config.epochs or state.get("finished") is True:

@@ -7,12 +7,15 @@ because chapter 5 derives it: log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x)
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
+from .data import check_images
 from .distributions import diagonal_gaussian
 from .priors import Prior
 
@@ -40,20 +43,38 @@ class VAE(nn.Module):
 
     # -- input checks ---------------------------------------------------------------
     def prepare(self, x: Tensor) -> Tensor:
-        """Flatten images to (B, input_dim) floats, with a clear error for anything else."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"expected a torch.Tensor of pixels, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(
-                f"expected float pixels in [0, 1], got dtype {x.dtype}; convert uint8 images with "
-                "vaelib.data.binarize_static / binarize_dynamic (binary) or to_unit_float (grey levels)"
-            )
-        if x.dim() < 2 or x[0].numel() != self.input_dim:
-            raise ValueError(
-                f"expected a batch of images with {self.input_dim} pixels each, e.g. shape (B, {self.input_dim}) "
-                f"or (B, 28, 28); got shape {tuple(x.shape)}"
-            )
+        """Flatten images to (B, input_dim) floats, with a clear error for anything else.
+
+        Every method that takes images calls this once per call: `vaelib.data.check_images`
+        (floats in [0, 1], no NaN or infinity, the right number of pixels), and a batch must
+        hold at least one image. Inside `trusted_inputs()` the checks are skipped.
+        """
+        if not getattr(self, "_inputs_trusted", False):
+            if isinstance(x, Tensor) and not x.is_floating_point():
+                raise TypeError(
+                    f"expected float pixels in [0, 1], got dtype {x.dtype}; convert uint8 images with "
+                    "vaelib.data.binarize_static / binarize_dynamic (binary) or to_unit_float (grey levels)"
+                )
+            check_images(x, self.input_dim)
+            if x.shape[0] == 0:
+                raise ValueError(f"got an empty batch of images {tuple(x.shape)}: there is nothing to score; "
+                                 "pass at least one image")
         return x.reshape(x.shape[0], self.input_dim)
+
+    @contextlib.contextmanager
+    def trusted_inputs(self) -> Iterator[None]:
+        """Skip the checks of `prepare` inside: for callers whose inputs are valid by construction.
+
+        `fit` uses it (its batches are drawn from uint8 images it checked once), and so do the
+        chunks of `iw_bound` after the first check: a per-batch scan of every pixel would cost
+        a pass over the data and, on a GPU, a synchronisation per batch.
+        """
+        before = getattr(self, "_inputs_trusted", False)
+        self._inputs_trusted = True
+        try:
+            yield
+        finally:
+            self._inputs_trusted = before
 
     def _check_latent(self, z: Tensor) -> Tensor:
         if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != self.latent_dim:
@@ -115,12 +136,14 @@ class VAE(nn.Module):
         chunk = k if chunk is None else chunk
         if chunk <= 0:
             raise ValueError(f"chunk must be positive, got {chunk}")
+        x = self.prepare(x)  # checked once; the chunks below reuse it
         total = None
-        for start in range(0, k, chunk):
-            lw = self.log_weights(x, min(chunk, k - start)).double()
-            part = torch.logsumexp(lw, dim=0)
-            total = part if total is None else torch.logaddexp(total, part)
-        return (total - math.log(k)).to(x.dtype if x.is_floating_point() else torch.float32)
+        with self.trusted_inputs():
+            for start in range(0, k, chunk):
+                lw = self.log_weights(x, min(chunk, k - start)).double()
+                part = torch.logsumexp(lw, dim=0)
+                total = part if total is None else torch.logaddexp(total, part)
+        return (total - math.log(k)).to(x.dtype)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

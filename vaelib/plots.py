@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .files import atomic_write, check_output_file
 from .model import VAE
 from .train import History
 
@@ -44,14 +45,25 @@ def show_images(images: Tensor, cols: int | None = None, ax: plt.Axes | None = N
 
 
 def save_image_grid(images: Tensor, path: str | Path, cols: int | None = None, title: str | None = None) -> Path:
-    """Write an image grid to a PNG file (used by `python -m vaelib sample`)."""
+    """Write an image grid to exactly `path` (used by `python -m vaelib sample`); returns it.
+
+    The format follows the suffix (.png, .pdf, .svg, ...; PNG without one). The file is written
+    atomically: a full or read-only disk raises a one-line `vaelib.files.WriteError` and leaves
+    neither a 0-byte file nor a temporary one, and a folder given as `path` is refused.
+    """
+    path = check_output_file(Path(path), "the image file")
     grid = image_grid(images, cols)
     fig, ax = plt.subplots(figsize=(grid.shape[1] / 40 + 0.5, grid.shape[0] / 40 + 0.8))
-    show_images(images, cols, ax=ax, title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    try:
+        show_images(images, cols, ax=ax, title=title)
+        fig.tight_layout()
+        with atomic_write(path, "wb", what="the image file", hint="free some space or choose another path") as handle:
+            fig.savefig(handle, dpi=100, format=fmt)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def scatter_by_digit(points: Tensor, labels: Tensor, ax: plt.Axes | None = None, title: str | None = None,

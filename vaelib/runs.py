@@ -18,24 +18,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
+import math
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
+from .files import remove_stale_temp_files as _remove_stale
+from .files import remove_stale_temps_of
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed writer
+RUN_TEMP_PATTERNS = (".*.tmp", "tmp*.tmp")  # every temporary file vaelib (or an older vaelib) makes here
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(WriteError):
     """A run folder that cannot be created, written or used as it is."""
 
 
@@ -65,6 +68,12 @@ def choose_run_dir(base: Path, seed: int, identity: dict) -> Path:
     for folder in (plain, keyed):
         if (folder / CHECKPOINT).is_file() and stored_identity(folder / CHECKPOINT) == identity:
             return folder
+    for folder in (plain, keyed):
+        if (folder / CHECKPOINT).exists() and not (folder / CHECKPOINT).is_file():
+            raise RunFolderError(
+                f"{folder / CHECKPOINT} is a folder, not a checkpoint file; move it away so the run can be "
+                "written there (or pass --out to use another runs folder)"
+            )
     if not (plain / CHECKPOINT).exists():
         return plain
     found = stored_identity(plain / CHECKPOINT)
@@ -80,33 +89,30 @@ def _difference(found: dict, wanted: dict) -> str:
 
 def ensure_writable_dir(folder: Path, what: str = "run folder") -> Path:
     """Create `folder` (and parents) and check it can be written, with a one-line reason if not."""
+    hint = "set VAELIB_CACHE or pass --out to use another folder"
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        where = "" if blocker == folder else f" (inside {blocker})"
+        raise RunFolderError(f"the {what} {folder} cannot be made{where}: {blocker} is a file, not a folder; "
+                             f"move it or {hint}")
     try:
-        if folder.exists() and not folder.is_dir():
-            raise RunFolderError(f"the {what} {folder} is a file, not a folder; move it or choose another place")
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe.", delete=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe.", suffix=".tmp", delete=True)
         probe.close()
-    except RunFolderError:
-        raise
     except OSError as exc:
-        hint = "set VAELIB_CACHE or pass --out to use another folder"
-        raise RunFolderError(f"cannot write to the {what} {folder}: {exc.strerror or exc}; {hint}") from None
+        raise RunFolderError(f"cannot write to the {what} {folder}: {describe_os_error(exc)}; {hint}") from None
     remove_stale_temp_files(folder)
     return folder
 
 
 def remove_stale_temp_files(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete temporary files (`.*.tmp`, `tmp*.tmp`) a killed writer left in `folder` long ago."""
-    removed = []
-    now = time.time()
-    for path in list(folder.glob(".*.tmp")) + list(folder.glob("tmp*.tmp")):
-        try:
-            if path.is_file() and now - path.stat().st_mtime > older_than:
-                path.unlink()
-                removed.append(path)
-        except OSError:
-            pass
-    return removed
+    """Delete the temporary files killed writers left in a run folder.
+
+    Those of the checkpoint and of metrics.json as soon as their writer's process is gone
+    (after a minute's grace), any other (`.*.tmp`, `tmp*.tmp`) once it is `older_than` seconds old.
+    """
+    removed = remove_stale_temps_of(folder / CHECKPOINT) + remove_stale_temps_of(folder / METRICS)
+    return removed + _remove_stale(folder, RUN_TEMP_PATTERNS, older_than)
 
 
 @contextlib.contextmanager
@@ -131,18 +137,14 @@ def run_lock(folder: Path) -> Iterator[None]:
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
+    """Write JSON through a temporary file and a rename: readers never see half a file.
+
+    NaN and infinities are refused (they are not JSON); a full or read-only disk raises a
+    one-line `WriteError` and leaves the old file as it was.
+    """
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", what="the file", hint="free some space or choose another place; the old file is unchanged") as handle:
+        handle.write(text)
 
 
 def read_metrics(path: Path) -> dict:
@@ -150,12 +152,27 @@ def read_metrics(path: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RunFolderError(f"{path} cannot be read ({describe_os_error(exc)}); move it away and run again") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunFolderError(f"{path} is not valid JSON ({exc}); move it away and run again") from None
     if not isinstance(data, dict):
         raise RunFolderError(f"{path} holds a JSON {type(data).__name__}, not an object; move it away and run again")
     return data
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None (JSON has no NaN: null is "undefined")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def update_metrics(folder: Path, run: dict, update: dict) -> dict:
@@ -171,6 +188,7 @@ def update_metrics(folder: Path, run: dict, update: dict) -> dict:
             metrics = {}
         metrics.update(update)
         metrics["run"] = run
+        metrics = json_safe(metrics)
         write_json_atomically(path, metrics)
     return metrics
 
@@ -188,3 +206,40 @@ def load_model_state(model: torch.nn.Module, state: dict, path: Path) -> None:
             f"{path} matches this experiment's identity but its weights do not fit the model "
             f"({first}); it was written by other code: move it away or retrain"
         ) from None
+
+
+def check_run_state(state: dict, path: Path, build: Callable[[], torch.nn.Module], epochs: int) -> dict:
+    """Check, before anything relies on it, that a checkpoint of the right identity is usable.
+
+    Its epoch count, its training history, its weights (loaded into a scratch model from
+    `build`, made without touching the global random state) and, while it is unfinished
+    (fewer than `epochs` epochs, not stopped early), the optimiser state it resumes from.
+    Each fault is a one-line `CheckpointError` naming the file: such a checkpoint was written
+    by other code, or edited by hand. Returns `state`.
+    """
+    from .train import History
+
+    with torch.random.fork_rng(devices=[]):
+        model = build()
+
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"{path} records no valid epoch count ({epoch!r}); move it away or retrain")
+    if not isinstance(state.get("history"), dict):
+        raise CheckpointError(f"{path} has no training history; move it away or retrain")
+    try:
+        History.from_dict(state["history"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path} holds a training history this vaelib cannot read ({exc}); "
+                              "move it away or retrain") from None
+    load_model_state(model, state, path)
+    if epoch < epochs and state.get("finished") is not True:
+        if not isinstance(state.get("optimizer"), dict):
+            raise CheckpointError(f"{path} is unfinished ({epoch} of {epochs} epochs) but has no optimiser state "
+                                  "to resume from; move it away or retrain")
+        try:
+            torch.optim.Adam(model.parameters()).load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path} is unfinished but its optimiser state does not fit the model ({exc}); "
+                                  "move it away or retrain") from None
+    return state

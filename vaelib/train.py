@@ -401,3 +401,25 @@ def _progress_bar(iterable: range, enabled: bool, **kwargs: Any):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc="epochs", unit="epoch", **kwargs)
+
+
+# -- fit checks its inputs once ----------------------------------------------------------------
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+from typing import Callable  # noqa: E402
+
+
+def _checks_images_once(train: Callable[..., History]) -> Callable[..., History]:
+    """Run `fit` with the model's per-call pixel check off: `fit` checks its uint8 images once,
+    up front, and every batch it derives from them is valid by construction, so scanning (and,
+    on a GPU, synchronising on) each batch again would only slow the training loop down."""
+
+    @functools.wraps(train)
+    def wrapper(model: VAE, *args: Any, **kwargs: Any) -> History:
+        with model.trusted_inputs() if isinstance(model, VAE) else contextlib.nullcontext():
+            return train(model, *args, **kwargs)
+
+    return wrapper
+
+
+fit = _checks_images_once(fit)
