@@ -119,7 +119,7 @@ def test_bad_inputs_give_clear_errors(smoke_classifier):
     with pytest.raises(ValueError, match=r"\(N, 784\) or \(N, 28, 28\).*\(3, 100\)"):
         smoke_classifier.predict_proba(torch.zeros(3, 100))
     with pytest.raises(ValueError, match=r"\[0, 1\].*logits"):
-        smoke_classifier.predict_proba(torch.full((2, 784), 3.0))
+        smoke_classifier.predict_proba(torch.full((2, 784), -3.0))
     with pytest.raises(ValueError, match="NaN"):
         smoke_classifier.predict_proba(torch.full((2, 784), float("nan")))
     with pytest.raises(TypeError, match="dtype torch.int32"):

@@ -113,9 +113,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if run.checkpoint.name == WEIGHTS:  # a committed reference run is never written to
         print(json.dumps(metrics, indent=2))
         return 0
+    metrics = update_metrics(run.checkpoint.parent, run.run_record, metrics)
     # The per-image estimates, so that two models can be compared image by image (paired).
     save_per_image_log_px(run.checkpoint.parent / PER_IMAGE_FILE, card.ll.per_image, {"k": k, "images": card.ll.n_images})
-    metrics = update_metrics(run.checkpoint.parent, run.run_record, metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 
