@@ -437,7 +437,7 @@ def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None,
             and site_file_failed(f"HTTP {r.status} for a site file", r.url))
     page.on("requestfailed", lambda r: r.url.startswith(origin)
             and site_file_failed(f"request failed ({r.failure})", r.url))
-    response = page.goto(result.url, wait_until="load", timeout=60_000)
+    response = page.goto(result.url, wait_until="load", timeout=180_000)  # a chapter is megabytes
     if response is None or response.status != 200:
         result.failures.append(f"page did not load (HTTP {response.status if response else 'no response'})")
         return

@@ -315,7 +315,10 @@ function render({ model, el }) {
                       (point) => jump(point, "a point of the plane"));
     body.append(plane.canvas);
   }
+  // Two fixed-size lines, so that new numbers never move the page around the explorer.
   const readout = element("div", "vx-readout");
+  const codeLine = element("div", "vx-line"), priorLine = element("div", "vx-line");
+  readout.append(codeLine, priorLine);
   root.append(controls, body);
 
   const exampleZ = floats(model.get("example_z")), exampleLabels = model.get("example_labels");
@@ -334,6 +337,11 @@ function render({ model, el }) {
     root.append(strip);
   }
   root.append(readout);
+  // Keys pressed on the explorer's controls are theirs: JupyterLab (Lumino) would otherwise
+  // take ArrowLeft/ArrowRight on a focused slider as notebook shortcuts.
+  for (const control of root.querySelectorAll("input, select, button")) {
+    control.dataset.lmSuppressShortcuts = "true";
+  }
   el.append(root);
 
   /** Slider ranges: the current ones, widened to include z. */
@@ -354,8 +362,8 @@ function render({ model, el }) {
     if (plane) plane.mark(z);
     if (selector) selector.value = String(component);
     const where = mixture ? ` \u00a0 centred on component ${component}` : "";
-    readout.textContent = `z = (${Array.from(z, fmt).join(", ")}) \u00a0 log p(z) = `
-      + `${logPrior(prior, z).toFixed(2)}${where}${note ? ` \u00a0 (${note})` : ""}`;
+    codeLine.textContent = `z = (${Array.from(z, fmt).join(", ")})`;
+    priorLine.textContent = `log p(z) = ${logPrior(prior, z).toFixed(2)}${where}${note ? ` \u00a0 (${note})` : ""}`;
     if (send) {
       model.set("z", Array.from(z));
       if (mixture) model.set("component", component);
