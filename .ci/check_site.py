@@ -11,11 +11,19 @@ system's headless Chromium (driven by Playwright, which downloads no browser her
 * every latent explorer (a code cell tagged latent-explorer, or any widget with a slider) has a
   static fallback: a loaded <img> and the words "Static view" in the outputs of the same code
   cell or of the next code cell (progress bars and other slider-less widgets are exempt).
-  The convention and the _config.yml settings the check relies on: .ci/README-browser.md.
+  The convention and the _config.yml settings the check relies on: .ci/README-browser.md;
+* every latent explorer of vaelib (an anywidget whose decoder runs in the page) reacts like a
+  reader expects: two sliders moved by keyboard and by drag, the component selector, "sample
+  from the prior", "reset", the z = 2 plane and the test-image thumbnails each change the
+  decoded image, which must equal (within 2 of 255 grey levels) what vaelib's Python decoder
+  computes from the weights in the page's widget state for the z the sliders show, and the
+  z read-out must match the sliders. The median and 95th percentile of the time from slider
+  input to repainted image over 50 key presses, and each explorer's page weight, are printed.
 
 The CDNs are unreachable in CI, so requests for jsDelivr/cdnjs files are answered from npm
-packages (mathjax, @jupyter-widgets/html-manager, requirejs); every other outside request is
-blocked and listed. A full-page screenshot of each page and report.json go to --out.
+packages (mathjax, @jupyter-widgets/html-manager, requirejs, anywidget); a URL naming an exact
+version must find that version in node_modules. Every other outside request is blocked and
+listed. A full-page screenshot of each page and report.json go to --out.
 
 Usage: python .ci/check_site.py --site _build/html --node-modules NODE/node_modules --out ci-artifacts
 Exit status: 0 all pages pass, 1 some page failed, 2 bad arguments.
@@ -23,7 +31,9 @@ Exit status: 0 all pages pass, 1 some page failed, 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
+import gzip
 import json
 import mimetypes
 import re
@@ -35,8 +45,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import yaml
 from playwright.sync_api import Page, Request, Route, sync_playwright
+
+from vaelib.explorer import decode_with_page_weights
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,6 +57,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # The widget convention (see .ci/README-browser.md): myst-nb gives a cell tagged T the class tag_T.
 EXPLORER_TAG_CLASS = "tag_latent-explorer"
 STATIC_MARK = "Static view"
+# vaelib's latent explorer: the anywidget id of its model, the grey-level tolerance of its image.
+EXPLORER_ID = "vaelib.explorer.LatentExplorer"
+PIXEL_TOLERANCE = 2
+LATENCY_MOVES = 50
 # The separator row of a pipe table ("| --- | ---: |") left as text in a cell's output
 # (Sphinx's smart quotes may have turned each "---" into an em dash).
 _SEPARATOR_CELL = r"\s*:?(?:-{3,}|[\u2014\u2013]+):?\s*\|"
@@ -66,6 +83,7 @@ class PageResult:
     blocked: list[str] = field(default_factory=list)       # "<type> <url>" of blocked outside requests
     ignored: list[str] = field(default_factory=list)       # failures of known upstream bugs, with the reason
     counts: dict[str, int] = field(default_factory=dict)
+    explorers: list[dict] = field(default_factory=list)  # per live explorer: page weight, latency
     screenshot: str = ""
 
 
@@ -133,6 +151,18 @@ def local_copy(url: str, node_modules: Path) -> Path | None:
     return candidate if ".." not in candidate.parts and candidate.is_file() else None
 
 
+def version_mismatch(url: str, node_modules: Path) -> str | None:
+    """Why node_modules cannot stand in for a jsDelivr URL naming an exact version, or None."""
+    m = re.match(r"^https://cdn\.jsdelivr\.net/npm/((?:@[^/@]+/)?[^/@]+)@(\d+\.\d+\.\d+)/", url)
+    if not m:
+        return None
+    manifest = node_modules / m.group(1) / "package.json"
+    found = json.loads(manifest.read_text()).get("version") if manifest.is_file() else None
+    if found == m.group(2):
+        return None
+    return f"the page asks for {m.group(1)}@{m.group(2)}, node_modules has {found or 'none'}"
+
+
 def route_handler(result: PageResult, origin: str, node_modules: Path) -> Callable[[Route, Request], None]:
     """A Playwright route handler: site requests go through, CDN files come from node_modules,
     anything else outside is aborted and recorded in `result`."""
@@ -142,6 +172,9 @@ def route_handler(result: PageResult, origin: str, node_modules: Path) -> Callab
             route.continue_()
             return
         path = local_copy(url, node_modules)
+        mismatch = version_mismatch(url.split("?")[0], node_modules)
+        if mismatch:
+            result.failures.append(f"wrong front-end version served offline: {mismatch}")
         if path is None:
             result.blocked.append(f"{request.resource_type} {url}")
             route.abort("blockedbyclient")
@@ -154,7 +187,7 @@ def route_handler(result: PageResult, origin: str, node_modules: Path) -> Callab
 
 
 # Runs in the page: waits for images and MathJax, then describes what it found.
-INSPECT_JS = r"""async ([tagClass, mark]) => {
+INSPECT_JS = r"""async ([tagClass, mark, explorerId]) => {
   const imgs = [...document.images];
   imgs.forEach(i => { i.loading = 'eager'; });
   const loaded = Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
@@ -186,6 +219,7 @@ INSPECT_JS = r"""async ([tagClass, mark]) => {
     if (seen.has(id) || !models[id]) return false;
     seen.add(id);
     if (/Slider/.test(models[id].model_name || '')) return true;
+    if ((models[id].state || {})._anywidget_id === explorerId) return true;
     return (JSON.stringify(models[id].state || {}).match(/IPY_MODEL_\w+/g) || [])
       .some(ref => hasSlider(ref.slice('IPY_MODEL_'.length), seen));
   };
@@ -214,6 +248,174 @@ def known_upstream(url: str) -> str | None:
     return None
 
 
+# ---- vaelib's latent explorers: act as a reader and compare with the Python decoder ----------
+
+# The explorers' models from the embedded widget state, each with its rendered root tagged
+# data-check-id (waits until every one has rendered or 20 s have passed).
+EXPLORERS_JS = r"""async (explorerId) => {
+  const models = {};
+  document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]').forEach(s => {
+    try { Object.assign(models, JSON.parse(s.textContent).state || {}); } catch (e) {} });
+  const found = [];
+  for (const view of document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')) {
+    let id = null;
+    try { id = JSON.parse(view.textContent).model_id; } catch (e) { continue; }
+    if (!models[id] || (models[id].state || {})._anywidget_id !== explorerId) continue;
+    const host = view.closest('.cell_output') || view.parentElement;
+    const start = Date.now();
+    let root = null;
+    while (!(root = host.querySelector('.vx-explorer:not([data-check-id])')) && Date.now() - start < 20000)
+      await new Promise(r => setTimeout(r, 100));
+    if (root) root.dataset.checkId = id;
+    found.push({id, rendered: !!root, state: models[id]});
+  }
+  return found;
+}"""
+
+# What the reader sees of one explorer: the digit's grey levels, the sliders, the read-out.
+SHOWN_JS = r"""(id) => {
+  const root = document.querySelector(`[data-check-id="${id}"]`);
+  const canvas = root.querySelector('canvas.vx-digit');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  return {grey: Array.from({length: data.length / 4}, (_, i) => data[4 * i]),
+          sliders: [...root.querySelectorAll('.vx-slider input')].map(i => Number(i.value)),
+          readout: root.querySelector('.vx-readout').textContent, draws: Number(root.dataset.draws)};
+}"""
+
+# Times each slider input to the frame after the explorer's redraw: input event -> end of the
+# explorer's handler (decode + draw) and -> after the next animation frame (the repaint).
+LATENCY_JS = r"""(id) => {
+  const root = document.querySelector(`[data-check-id="${id}"]`);
+  window.__vxLatency = [];
+  root.addEventListener('input', e => {
+    const start = e.timeStamp, handled = performance.now() - start;
+    requestAnimationFrame(() => setTimeout(() => window.__vxLatency.push([handled, performance.now() - start])));
+  });
+}"""
+
+
+def unpack_state(model: dict) -> dict:
+    """A widget model's state with its base64 buffers put back at their paths (top-level names)."""
+    state = dict(model["state"])
+    for buffer in model.get("buffers", []):
+        state[buffer["path"][0]] = base64.b64decode(buffer["data"])
+    return state
+
+
+def live_explorers(page: Page) -> list[tuple[str, dict]]:
+    """(model id, unpacked state) of each vaelib explorer on the page; unrendered ones raise."""
+    found = page.evaluate(EXPLORERS_JS, EXPLORER_ID)
+    missing = [f["id"] for f in found if not f["rendered"]]
+    if missing:
+        raise RuntimeError(f"{len(missing)} explorer(s) did not render within 20 s (is anywidget's front-end served?)")
+    return [(f["id"], {**unpack_state(f["state"]), "_json_bytes": len(json.dumps(f["state"])),
+                       "_gzip_bytes": len(gzip.compress(json.dumps(f["state"]).encode()))}) for f in found]
+
+
+def exercise_explorer(page: Page, model_id: str, state: dict, result: PageResult, shots: Path) -> None:
+    """Move sliders, pick a component, sample, reset, click the plane and a thumbnail; after each,
+    the image must have changed and equal the Python decoder's for the z the sliders show."""
+    root = page.locator(f'[data-check-id="{model_id}"]')
+    root.scroll_into_view_if_needed()
+    label = f"explorer of {state.get('prior_label') or 'a model'} (z = {len(state['z'])})"
+    fail = lambda what: result.failures.append(f"{label}: {what}")  # noqa: E731
+    layers, weights, dtype = state["decoder_layers"], state["decoder_weights"], state["weights_dtype"]
+    n_components, dim = state["prior_shape"]
+    means = np.frombuffer(state["prior_means"], "<f4").reshape(n_components, dim) \
+        if state["prior_kind"] == "mixture" else None
+    shown = page.evaluate(SHOWN_JS, model_id)
+
+    def after(action: str, act: Callable[[], None], must_change: bool = True) -> dict:
+        """Do `act`, wait for the redraw, and check what the reader now sees."""
+        nonlocal shown
+        before = shown
+        act()
+        try:
+            page.wait_for_function(f"(n) => Number(document.querySelector('[data-check-id=\"{model_id}\"]')"
+                                   ".dataset.draws) > n", arg=before["draws"], timeout=5000)
+        except Exception:
+            pass  # judged below from what is on screen
+        page.wait_for_timeout(50)
+        shown = page.evaluate(SHOWN_JS, model_id)
+        z = np.array(shown["sliders"])
+        expected = np.round(255 * (1 - decode_with_page_weights(layers, weights, dtype, z[None])[0]))
+        off = np.abs(np.array(shown["grey"]) - expected)
+        if must_change and shown["grey"] == before["grey"]:
+            fail(f"{action}: the image did not change")
+        elif off.max() > PIXEL_TOLERANCE:
+            fail(f"{action}: the image is not the decoding of the z shown ({int((off > PIXEL_TOLERANCE).sum())} "
+                 f"pixels off by up to {int(off.max())} grey levels)")
+        numbers = re.search(r"z = \(([^)]*)\)", shown["readout"])
+        readout = [float(v) for v in numbers.group(1).split(",")] if numbers else []
+        if len(readout) != len(z) or np.abs(np.array(readout) - z).max() > 0.005 + 1e-9:
+            fail(f"{action}: the read-out {shown['readout'][:80]!r} does not match the sliders {np.round(z, 3).tolist()}")
+        return shown
+
+    after("as loaded", lambda: None, must_change=False)
+    sliders = root.locator(".vx-slider input")
+    if sliders.count() != dim:
+        fail(f"{sliders.count()} sliders for {dim} latent dimensions")
+        return
+    sliders.nth(0).focus()
+    after("slider z1 moved by keyboard", lambda: [page.keyboard.press("ArrowRight") for _ in range(5)])
+    root.screenshot(path=f"{shots}-slider.png")
+
+    def drag() -> None:
+        box = sliders.nth(min(1, dim - 1)).bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] / 2, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 0.85 * box["width"], y, steps=8)
+        page.mouse.up()
+    after(f"slider z{min(2, dim)} dragged", drag)
+    selector = root.locator(".vx-component select, .vx-component input")
+    if n_components > 1 and means is not None:
+        if selector.count() != 1:
+            fail(f"no component selector for a mixture of {n_components} components")
+        else:
+            target = (int(selector.input_value()) + 1) % n_components
+            if selector.evaluate("e => e.tagName") == "SELECT":
+                pick = lambda: selector.select_option(str(target))  # noqa: E731
+            else:
+                pick = lambda: (selector.fill(str(target)), selector.press("Enter"))  # noqa: E731
+            now = after(f"component {target} selected", pick)
+            if f"component {target}" not in now["readout"] or np.abs(np.array(now["sliders"]) - means[target]).max() > 1e-5:
+                fail(f"selecting component {target} did not centre the sliders on its mean")
+    now = after("'sample from the prior' pressed", lambda: root.locator("button.vx-sample").click())
+    if "a draw from the prior" not in now["readout"]:
+        fail("the read-out does not say that z is a draw from the prior")
+    after("'reset' pressed", lambda: root.locator("button.vx-reset").click())
+    plane = root.locator("canvas.vx-plane")
+    if dim == 2 and state.get("plane_points"):
+        if plane.count() != 1:
+            fail("no plane of encoded test images for a 2-d latent space")
+        else:
+            after("the plane clicked", lambda: plane.click(position={"x": 80, "y": 190}))
+            root.screenshot(path=f"{shots}-plane.png")
+    thumbs = root.locator("canvas.vx-example")
+    if state.get("example_z"):
+        codes = np.frombuffer(state["example_z"], "<f4").reshape(-1, dim)
+        k = min(1, len(codes) - 1)
+        now = after(f"test image {k} clicked", lambda: thumbs.nth(k).click())
+        if np.abs(np.array(now["sliders"]) - codes[k]).max() > 1e-5:
+            fail(f"clicking test image {k} did not set z to its encoding")
+
+    # Latency: 50 key presses (back and forth), each timed from its input event to the repaint.
+    page.evaluate(LATENCY_JS, model_id)
+    sliders.nth(0).focus()
+    for move in range(LATENCY_MOVES):
+        page.keyboard.press("ArrowRight" if move // 5 % 2 == 0 else "ArrowLeft")
+        page.wait_for_function("(n) => window.__vxLatency.length >= n", arg=move + 1, timeout=5000)
+    times = np.array(page.evaluate("() => window.__vxLatency"))
+    after("after the timed moves", lambda: None, must_change=False)
+    root.screenshot(path=f"{shots}.png")
+    result.explorers.append({
+        "label": label, "weights": dtype, "page_bytes": state["_json_bytes"], "page_bytes_gzip": state["_gzip_bytes"],
+        "latency_ms": {"median": float(np.median(times[:, 1])), "p95": float(np.percentile(times[:, 1], 95)),
+                       "handler_median": float(np.median(times[:, 0])),
+                       "handler_p95": float(np.percentile(times[:, 0], 95)), "moves": len(times)}})
+
+
 def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None, is_notebook: bool,
                result: PageResult) -> None:
     """Load one page, run every check on it and save its screenshot; failures go to `result`."""
@@ -235,11 +437,11 @@ def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None,
             and site_file_failed(f"HTTP {r.status} for a site file", r.url))
     page.on("requestfailed", lambda r: r.url.startswith(origin)
             and site_file_failed(f"request failed ({r.failure})", r.url))
-    response = page.goto(result.url, wait_until="load", timeout=60_000)
+    response = page.goto(result.url, wait_until="load", timeout=180_000)  # a chapter is megabytes
     if response is None or response.status != 200:
         result.failures.append(f"page did not load (HTTP {response.status if response else 'no response'})")
         return
-    found = page.evaluate(INSPECT_JS, [EXPLORER_TAG_CLASS, STATIC_MARK])
+    found = page.evaluate(INSPECT_JS, [EXPLORER_TAG_CLASS, STATIC_MARK, EXPLORER_ID])
     result.failures += [f"blocked outside {b} (the page needs it)" for b in result.blocked
                         if b.split(" ", 1)[0] in ("script", "stylesheet")]
     result.failures += [f"image did not load: {i['src']}" for i in found["images"] if not i["ok"]]
@@ -269,6 +471,12 @@ def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None,
     shot = out / "screenshots" / f"{name}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
+    for number, (model_id, state) in enumerate(live_explorers(page)):
+        try:
+            exercise_explorer(page, model_id, state, result, out / "screenshots" / f"{name}-explorer{number + 1}")
+        except Exception as exc:  # a missing control or a timeout: a failure of this explorer
+            result.failures.append(f"explorer {number + 1}: check crashed: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}")
     result.screenshot = str(shot)
     page.wait_for_timeout(500)  # let late requests and errors (fonts, deferred scripts) arrive
     result.failures[:0] = errors
@@ -311,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, required=True, help="built HTML, e.g. _build/html")
     parser.add_argument("--node-modules", type=Path, required=True,
-                        help="node_modules holding mathjax, @jupyter-widgets/html-manager and requirejs")
+                        help="node_modules holding mathjax, @jupyter-widgets/html-manager, requirejs, anywidget")
     parser.add_argument("--out", type=Path, required=True, help="folder for screenshots/ and report.json")
     parser.add_argument("--toc", type=Path, default=Path("_toc.yml"), help="the book's _toc.yml")
     parser.add_argument("--config", type=Path, help="the book's _config.yml (default: next to --toc)")
@@ -324,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--node-modules {args.node_modules} is not a directory")
         if not Path(CHROMIUM).is_file():
             raise ValueError(f"{CHROMIUM} not found; install Debian's chromium package")
-        for package in ("mathjax", "@jupyter-widgets/html-manager", "requirejs"):
+        for package in ("mathjax", "@jupyter-widgets/html-manager", "requirejs", "anywidget"):
             if not (args.node_modules / package).is_dir():
                 print(f"warning: {package} is not in {args.node_modules}; pages that need it will fail")
         results = check_site(args.site.resolve(), args.node_modules.resolve(), args.out, args.toc, config)
@@ -343,6 +551,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"       blocked: {b}")
         if r.ignored:
             print(f"       ignored {len(r.ignored)} known upstream failure(s), e.g. {r.ignored[0]}")
+        for e in r.explorers:
+            lat = e["latency_ms"]
+            print(f"       {e['label']}: page weight {e['page_bytes'] / 1e6:.2f} MB ({e['page_bytes_gzip'] / 1e6:.2f} MB "
+                  f"gzipped, {e['weights']} weights); slider input to repaint over {lat['moves']} moves: median "
+                  f"{lat['median']:.1f} ms, p95 {lat['p95']:.1f} ms (decode + draw: median {lat['handler_median']:.1f} ms, "
+                  f"p95 {lat['handler_p95']:.1f} ms)")
     substituted = sorted({u for r in results for u in r.substituted})
     print(f"CDN files served from {args.node_modules}: {len(substituted)} distinct URLs")
     for u in substituted[:10]:

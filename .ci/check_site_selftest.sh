@@ -2,13 +2,16 @@
 # Shows that .ci/check_site.py passes a good site and fails a broken one.
 # Builds a tiny Jupyter Book in a temporary folder (nothing is written to the repository):
 #   intro.md (markdown), book/maths.ipynb (display maths + a matplotlib figure),
-#   book/explorer.ipynb (a tqdm progress bar, a slider tagged latent-explorer, its static view)
-# then runs the check on: the good site (must pass) and five broken copies (must fail):
+#   book/explorer.ipynb (a tqdm progress bar, a plain slider tagged latent-explorer with its
+#   static view, and vaelib's latent explorer of a small untrained mixture-prior VAE with z = 2)
+# then runs the check on: the good site (must pass) and six broken copies (must fail):
 #   a) a figure PNG deleted from _images      -> "image did not load: ../_images/<file>"
 #   b) node_modules without mathjax           -> "maths not typeset"
 #   c) the explorer's static figure deleted   -> "has no static fallback"
 #   d) a Colab link pointing at the wrong path -> "Colab launch link should be"
 #   e) a cell output holding a raw Markdown table -> "raw Markdown table"
+#   f) vaelib's explorer whose image never updates after it is first drawn
+#                                             -> "the image did not change"
 # Usage: .ci/check_site_selftest.sh   (env: PYTHON with jupyter-book + playwright, default the
 # python on PATH; NODE_MODULES to reuse an npm folder; KEEP=1 keeps the work folder)
 set -euo pipefail
@@ -52,6 +55,7 @@ sphinx:
         crossorigin: anonymous
       "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.15/dist/embed-amd.js":
         data-jupyter-widgets-cdn: "https://cdn.jsdelivr.net/npm/"
+        data-jupyter-widgets-cdn-only: ""
         crossorigin: anonymous
 EOF
 cat > _toc.yml <<'EOF'
@@ -79,6 +83,12 @@ nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
     v.new_code_cell("print('Static view: each row sweeps one latent dimension. For live sliders, open this '\n"
                     "      'page on Colab with the rocket button at the top.')\n" + figure.format("imshow([[0, 1], [1, 0]])"),
                     metadata={"tags": ["latent-explorer-static"]}),
+    v.new_markdown_cell("vaelib's explorer: its decoder runs in the page."),
+    v.new_code_cell("import torch\nfrom vaelib.experiments import get_experiment\nfrom vaelib.explorer import show_explorer\n"
+                    "torch.manual_seed(0)\nmodel = get_experiment('mog-z2-m10').build().eval()\n"
+                    "images = torch.randint(0, 256, (200, 28, 28), dtype=torch.uint8)\n"
+                    "show_explorer(model, images=images, labels=torch.arange(200) % 10)",
+                    metadata={"tags": ["latent-explorer"]}),
 ]), "book/explorer.ipynb")
 EOF
 
@@ -88,7 +98,7 @@ SITE="$BOOK/_build/html"
 
 if [ -z "${NODE_MODULES:-}" ]; then
     npm install --prefix "$WORK/node" --no-audit --no-fund --loglevel=error \
-        mathjax@3 @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8
+        mathjax@3 @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 anywidget@0.11.0
     NODE_MODULES="$WORK/node/node_modules"
 fi
 
@@ -109,12 +119,13 @@ broken_copy() { rm -rf "$WORK/$1"; cp -r "$SITE" "$WORK/$1"; echo "$WORK/$1"; }
 first_image() { grep -o '_images/[0-9a-f]*\.png' "$1" | head -1; }
 
 expect good 0 "3/3 pages passed" "$SITE" "$NODE_MODULES"
+grep -F "slider input to repaint" "$WORK/good.log" | sed "s/^ */     /"
 
 A=$(broken_copy site-a); IMG=$(first_image "$A/book/maths.html"); rm "$A/$IMG"
 expect a-missing-figure 1 "image did not load: ../$IMG" "$A" "$NODE_MODULES"
 
 mkdir -p "$WORK/nm-no-mathjax"
-for pkg in @jupyter-widgets requirejs; do ln -s "$NODE_MODULES/$pkg" "$WORK/nm-no-mathjax/$pkg"; done
+for pkg in @jupyter-widgets requirejs anywidget; do ln -s "$NODE_MODULES/$pkg" "$WORK/nm-no-mathjax/$pkg"; done
 expect b-no-mathjax 1 "maths not typeset" "$SITE" "$WORK/nm-no-mathjax"
 
 C=$(broken_copy site-c); IMG=$(first_image "$C/book/explorer.html"); rm "$C/$IMG"
@@ -126,6 +137,29 @@ expect d-wrong-colab-link 1 "Colab launch link should be" "$D" "$NODE_MODULES"
 E=$(broken_copy site-e)
 sed -i '0,/<h1/s#<h1#<div class="cell_output docutils container"><p>| a | b |\n| --- | --- |\n| 1 | 2 |</p></div><h1#' "$E/book/maths.html"
 expect e-raw-markdown-table 1 "raw Markdown table" "$E" "$NODE_MODULES"
+
+# f) the explorer's image is drawn once and never again (sliders and read-out still move): a
+# canvas that ignores every putImageData after its first, prepended to the module in the page.
+F=$(broken_copy site-f)
+"$PYTHON" - "$F/book/explorer.html" <<'EOF'
+import json, re, sys
+from pathlib import Path
+page = Path(sys.argv[1])
+html = page.read_text()
+freeze = ("const put = CanvasRenderingContext2D.prototype.putImageData; let shown = false;\n"
+          "CanvasRenderingContext2D.prototype.putImageData = function (...args) {\n"
+          "  if (this.canvas.classList.contains('vx-digit')) { if (shown) return; shown = true; }\n"
+          "  return put.apply(this, args); };\n")
+pattern = re.compile(r'(<script type="application/vnd.jupyter.widget-state\+json">)(.*?)(</script>)', re.S)
+match = pattern.search(html)
+state = json.loads(match.group(2))
+changed = [m for m in state["state"].values() if m["state"].get("_anywidget_id") == "vaelib.explorer.LatentExplorer"]
+assert changed, "no vaelib explorer in the self-test page"
+for m in changed:
+    m["state"]["_esm"] = freeze + m["state"]["_esm"]
+page.write_text(html[:match.start(2)] + json.dumps(state) + html[match.end(2):])
+EOF
+expect f-explorer-image-frozen 1 "the image did not change" "$F" "$NODE_MODULES"
 
 [ "$status" = 0 ] && echo "self-test passed: the check passes the good site and fails each broken one" \
                   || echo "self-test FAILED"
