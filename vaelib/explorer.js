@@ -275,11 +275,13 @@ function render({ model, el }) {
     }
     label.append(selector, ` of ${prior.m}`);
     controls.append(label);
-    selector.addEventListener("change", () => {
+    const choose = () => {
       const j = Math.round(Number(selector.value));
       if (!(j >= 0 && j < prior.m)) return void (selector.value = String(component));
-      centreOn(j);
-    });
+      if (j !== component) centreOn(j);
+    };
+    selector.addEventListener("change", choose);  // a pick in the list, or leaving the number box
+    selector.addEventListener("keydown", (event) => event.key === "Enter" && choose());
   }
   const sampleButton = element("button", "vx-sample", { textContent: "sample from the prior",
                                                         title: "z ~ p(z), drawn in the page" });
