@@ -63,21 +63,26 @@ def available(profile_name: str = "full") -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / WEIGHTS).is_file()) if root.is_dir() else []
 
 
+def _load_weights(experiment: "Experiment", profile_name: str, identity: dict) -> tuple["VAE", History, Path]:
+    """Build the experiment's model from its committed weights; CheckpointError if they do not match."""
+    path = reference_dir(experiment.name, profile_name) / WEIGHTS
+    state = load_checkpoint(path, expect={"meta": identity})
+    model = experiment.build()
+    load_model_state(model, state, path)
+    return model, History.from_dict(state["history"]), path
+
+
 def load_reference(
     experiment: "Experiment", profile: "Profile", seed: int, identity: dict
 ) -> tuple["VAE", History, Path] | None:
     """The committed run of exactly this experiment and identity, or None if there is none."""
-    path = reference_dir(experiment.name, profile.name) / WEIGHTS
-    if seed != REFERENCE_SEED or not path.is_file():
+    if seed != REFERENCE_SEED or not (reference_dir(experiment.name, profile.name) / WEIGHTS).is_file():
         return None
     try:
-        state = load_checkpoint(path, expect={"meta": identity})
+        return _load_weights(experiment, profile.name, identity)
     except CheckpointError as exc:
         warnings.warn(f"not using the reference run: {exc}", stacklevel=3)
         return None
-    model = experiment.build()
-    load_model_state(model, state, path)
-    return model, History.from_dict(state["history"]), path
 
 
 @dataclass
@@ -116,20 +121,17 @@ def load_run(name: str, profile_name: str = "full") -> ReferenceRun:
     if not (folder / WEIGHTS).is_file():
         have = ", ".join(available(profile_name)) or "none"
         raise ReferenceError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
-    experiment, profile = get_experiment(name), PROFILES[profile_name]
-    identity = experiment.identity(profile, REFERENCE_SEED)
+    experiment = get_experiment(name)
     try:
-        state = load_checkpoint(folder / WEIGHTS, expect={"meta": identity})
+        model, history, _ = _load_weights(experiment, profile_name, experiment.identity(PROFILES[profile_name],
+                                                                                        REFERENCE_SEED))
     except CheckpointError as exc:
         raise ReferenceError(
             f"the reference run of {name} no longer matches today's code ({exc}); "
             "regenerate it with benchmarks/make_reference.sh"
         ) from None
-    model = experiment.build()
-    load_model_state(model, state, folder / WEIGHTS)
     provenance = json.loads((folder / "provenance.json").read_text())
-    return ReferenceRun(name, model.eval(), History.from_dict(state["history"]), read_metrics(folder / "metrics.json"),
-                        provenance)
+    return ReferenceRun(name, model.eval(), history, read_metrics(folder / "metrics.json"), provenance)
 
 
 def read_reference_metrics(name: str, profile_name: str = "full") -> dict:
@@ -139,12 +141,6 @@ def read_reference_metrics(name: str, profile_name: str = "full") -> dict:
         have = ", ".join(available(profile_name)) or "none"
         raise FileNotFoundError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
     return read_metrics(path)
-
-
-def read_reference_history(name: str, profile_name: str = "full") -> History:
-    """The per-epoch history of a reference run (from its weights file, loaded weights-only)."""
-    state = load_checkpoint(reference_dir(name, profile_name) / WEIGHTS)
-    return History.from_dict(state["history"])
 
 
 CHECK_IMAGES = 1000  # test images the reproduction check scores (tests/test_reference.py)
