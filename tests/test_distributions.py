@@ -146,6 +146,20 @@ def test_mixture_log_prob_matches_mixture_same_family():
     torch.testing.assert_close(mixture_log_prob(z, means, logvars, log_weights), expected)
 
 
+def test_mixture_log_prob_fast_no_grad_path_matches_the_autograd_path():
+    gen = torch.Generator().manual_seed(15)
+    means, logvars, log_weights = random_mixture(gen, 200, 10)
+    means, logvars = means.float(), logvars.float()
+    z = 3 * torch.randn(64, 10, generator=gen)
+    with torch.no_grad():
+        fast = mixture_log_prob(z, means, logvars, log_weights.float())
+    slow = mixture_log_prob(z, means.requires_grad_(), logvars, log_weights.float())
+    assert slow.requires_grad and not fast.requires_grad
+    expected = mixture_distribution(means.double(), logvars.double(), log_weights).log_prob(z.double())
+    torch.testing.assert_close(fast.double(), expected, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-4, rtol=1e-5)
+
+
 def test_monte_carlo_kl_is_unbiased_for_gaussians_and_rejects_one_sample():
     gen = torch.Generator().manual_seed(6)
     mu, lv = random_posterior(gen, 5, 3)
