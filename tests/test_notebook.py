@@ -1,10 +1,13 @@
-"""vaelib.notebook: the Markdown tables and the share format the chapters print."""
+"""vaelib.notebook: the Markdown tables, the share format and the settings line the chapters print."""
 
 from __future__ import annotations
 
 import pytest
 
-from vaelib.notebook import percent_and_error, table
+import torch
+
+from vaelib.experiments import PROFILES
+from vaelib.notebook import OUTPUT_WIDTH, Session, percent_and_error, table
 
 
 def test_table_writes_a_pipe_table_with_one_alignment_per_column():
@@ -29,3 +32,12 @@ def test_table_refuses_rows_and_alignments_that_do_not_fit_the_header():
 
 def test_percent_and_error():
     assert percent_and_error((0.1234, 0.0041)) == "12.3% ± 0.4"
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_the_settings_printed_atop_a_chapter_fit_its_output_box(name):
+    profile = PROFILES[name]
+    lines = str(Session(profile, torch.device("cpu"), 0)).splitlines()
+    assert lines[0] == f"profile: {name}"
+    assert max(map(len, lines)) <= OUTPUT_WIDTH, lines
+    assert " ".join(line.strip() for line in lines[1:-1]) == profile.description  # nothing lost

@@ -4,6 +4,7 @@ results: `glue` for numbers in the prose, `table` for tables, `percent_and_error
 from __future__ import annotations
 
 import random
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -24,10 +25,19 @@ class Session:
     seed: int
 
     def __str__(self) -> str:
-        return (
-            f"profile: {self.profile.name} ({self.profile.description})\n"
-            f"device: {self.device}; torch {torch.__version__}; seed {self.seed}"
-        )
+        return "\n".join([
+            f"profile: {self.profile.name}",
+            describe_budget(self.profile),
+            f"device: {self.device}; torch {torch.__version__}; seed {self.seed}",
+        ])
+
+
+OUTPUT_WIDTH = 78  # characters a code cell's output box shows on the site without scrolling
+
+
+def describe_budget(profile: Profile, width: int = OUTPUT_WIDTH) -> str:
+    """The profile's description, indented and wrapped to fit a cell's output box on the site."""
+    return textwrap.fill(profile.description, width, initial_indent="  ", subsequent_indent="  ")
 
 
 def setup(seed: int = 0, profile: str | None = None, device: str | None = None) -> Session:
