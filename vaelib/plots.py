@@ -34,10 +34,50 @@ def image_grid(images: Tensor, cols: int | None = None, side: int = 28, pad: int
     return grid
 
 
-def show_images(images: Tensor, cols: int | None = None, ax: plt.Axes | None = None, title: str | None = None) -> plt.Axes:
-    """Draw an image grid (dark digits on white, like ink) without axes."""
+FRAME_WIDTH = 2  # pixels of the frame around a framed tile (a tile is 28 pixels wide)
+FRAME_GAP = 2  # white pixels between the frames of two neighbouring framed tiles
+
+
+def framed_image_grid(images: Tensor, framed: Tensor | Sequence[bool], cols: int | None = None, side: int = 28,
+                      colour: str = "tab:red", width: int = FRAME_WIDTH, gap: int = FRAME_GAP) -> np.ndarray:
+    """An RGB image grid, dark ink on white, with a frame in `colour` around every tile whose `framed` is true.
+
+    The frame is `width` pixels of the grid itself, just outside its tile, and tiles are set
+    2 * width + gap pixels apart, so two framed neighbours keep `gap` white pixels between their
+    frames. Being part of the image, frames shrink with it and cannot run together at any display size.
+    """
+    images = torch.as_tensor(images).detach().float().cpu().reshape(-1, side, side)
+    framed = torch.as_tensor(framed).detach().cpu().bool().reshape(-1)
+    if len(framed) != len(images):
+        raise ValueError(f"framed has {len(framed)} entries for {len(images)} images")
+    n = images.shape[0]
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    cell = side + 2 * width  # a tile with room for its frame
+    pitch = cell + gap
+    grid = np.ones((rows * pitch - gap, cols * pitch - gap, 3), dtype=np.float32)
+    rgb = np.asarray(matplotlib.colors.to_rgb(colour), dtype=np.float32)
+    for i, (img, frame) in enumerate(zip(images.numpy(), framed.tolist())):
+        r, c = divmod(i, cols)
+        y, x = r * pitch, c * pitch
+        if frame:
+            grid[y : y + cell, x : x + cell] = rgb
+        grid[y + width : y + width + side, x + width : x + width + side] = 1.0 - img[..., None]
+    return grid
+
+
+def show_images(images: Tensor, cols: int | None = None, ax: plt.Axes | None = None, title: str | None = None,
+                framed: Tensor | Sequence[bool] | None = None) -> plt.Axes:
+    """Draw an image grid (dark digits on white, like ink) without axes.
+
+    `framed`, one boolean per image, marks tiles with a red frame (see `framed_image_grid`); the
+    tiles are then set a little further apart, on white, so that every frame stands on its own.
+    """
     ax = ax or plt.gca()
-    ax.imshow(1.0 - image_grid(images, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if framed is None:
+        ax.imshow(1.0 - image_grid(images, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(framed_image_grid(images, framed, cols), interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
