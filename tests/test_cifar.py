@@ -1,6 +1,7 @@
 """CIFAR-10 path: the loader (no download here: torchvision's dataset is replaced) and the Gaussian decoder."""
 
 import math
+import sys
 import urllib.error
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 import torch
 import torchvision.datasets
 
-from vaelib.cifar import CIFAR_DIM, GaussianDecoder, cifar_vae, load_cifar10, to_channels_first
+from vaelib.cifar import (CIFAR_DIM, GaussianDecoder, cifar_vae, load_cifar10, missing_cifar_message,
+                          to_channels_first)
 from vaelib.data import DataSourceError
 from vaelib.priors import GaussianMixture, StandardNormal
 from vaelib.train import TrainConfig, fit
@@ -81,11 +83,45 @@ class _Offline:
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
 
+def _one_clean_sentence(message: str) -> None:
+    assert message.startswith("CIFAR-10 ") and message.endswith(".")
+    assert "\n" not in message and ". " not in message  # one sentence, one line
+    for leak in ("Error", "Errno", "urlopen", "name resolution", "Traceback"):
+        assert leak not in message, f"{leak!r} leaked into {message!r}"
+
+
 def test_offline_loader_says_what_is_needed(monkeypatch, tmp_path):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", _Offline)
-    with pytest.raises(DataSourceError, match=r"CIFAR-10 needs a download \(Colab/online\); none is cached at") as info:
+    monkeypatch.setenv("VAELIB_DATA", str(tmp_path / "data"))
+    with pytest.raises(DataSourceError) as info:
+        load_cifar10()
+    message = str(info.value)
+    _one_clean_sentence(message)
+    assert message.startswith("CIFAR-10 is not available: it is neither in cifar10/ under the vaelib data folder")
+    assert "$VAELIB_DATA" in message and "internet access" in message
+    assert str(tmp_path) not in message  # the default folder is named as the reader sets it
+    assert isinstance(info.value.__cause__, urllib.error.URLError)  # the cause is kept for debugging
+
+
+def test_offline_loader_names_the_folder_it_was_given(monkeypatch, tmp_path):
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", _Offline)
+    with pytest.raises(DataSourceError) as info:
         load_cifar10(tmp_path / "cifar")
-    assert str(tmp_path / "cifar") in str(info.value) and "name resolution" in str(info.value)
+    _one_clean_sentence(str(info.value))
+    assert f"it is neither in {tmp_path / 'cifar'} nor downloadable" in str(info.value)
+    with pytest.raises(DataSourceError) as info:
+        load_cifar10(tmp_path / "cifar", download=False)
+    _one_clean_sentence(str(info.value))
+    assert "download=False" in str(info.value) and "load_cifar10(download=True)" in str(info.value)
+    assert str(info.value) == missing_cifar_message(tmp_path / "cifar", download=False)
+
+
+def test_loader_without_torchvision_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)  # import fails
+    with pytest.raises(DataSourceError) as info:
+        load_cifar10()
+    _one_clean_sentence(str(info.value))
+    assert "pip install torchvision" in str(info.value)
 
 
 def _fake_cifar(n_train=6, n_test=4, shape=(32, 32, 3)):

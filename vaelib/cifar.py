@@ -44,32 +44,51 @@ def default_root() -> Path:
     return Path(base) / "cifar10"
 
 
+# How the message names the default folder: as the reader sets it, not as this machine expands it.
+DEFAULT_ROOT_TEXT = "cifar10/ under the vaelib data folder ($VAELIB_DATA, by default ~/.cache/vaelib/data)"
+
+
+def missing_cifar_message(root: str | Path | None = None, download: bool = True) -> str:
+    """The one sentence a reader gets when CIFAR-10 is neither on disk nor downloadable.
+
+    It says what is missing and how to get it, naming the folder as the reader knows it
+    (the `root` they passed, or the data folder's variable and default), without the
+    exception that stopped the download.
+    """
+    where = f"{root}" if root is not None else DEFAULT_ROOT_TEXT
+    if download:
+        return (f"CIFAR-10 is not available: it is neither in {where} nor downloadable from here, "
+                "so run this where there is internet access (Colab, for one), which downloads it "
+                "there once.")
+    return (f"CIFAR-10 is not available: it is not in {where} and download=False forbids fetching "
+            "it, so call load_cifar10(download=True) once where there is internet access.")
+
+
 def load_cifar10(root: str | Path | None = None, download: bool = True) -> CifarSplits:
     """CIFAR-10's 50,000 training and 10,000 test images through torchvision (downloaded once into `root`).
 
-    Raises `DataSourceError` with the reason when the files are neither cached nor downloadable.
+    Raises `DataSourceError` with `missing_cifar_message` when the files are neither cached
+    nor downloadable (no network, a refused connection, a corrupt archive); the cause stays
+    attached as the exception's `__cause__` for whoever debugs it.
     """
-    root = Path(root) if root is not None else default_root()
+    folder = Path(root) if root is not None else default_root()
     try:
         from torchvision.datasets import CIFAR10
-    except ImportError as exc:
+    except ImportError:
         raise DataSourceError(
-            f"CIFAR-10 is loaded through torchvision, which is not installed ({exc}); pip install torchvision"
+            "CIFAR-10 is loaded through torchvision, which is not installed: pip install torchvision."
         ) from None
     try:
-        train = CIFAR10(str(root), train=True, download=download)
-        test = CIFAR10(str(root), train=False, download=download)
+        train = CIFAR10(str(folder), train=True, download=download)
+        test = CIFAR10(str(folder), train=False, download=download)
     except (OSError, RuntimeError, ValueError) as exc:  # no network, a refused connection, a corrupt archive
-        raise DataSourceError(
-            f"CIFAR-10 needs a download (Colab/online); none is cached at {root} "
-            f"and fetching it failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from None
+        raise DataSourceError(missing_cifar_message(root, download)) from exc
 
     def as_tensors(ds) -> tuple[Tensor, Tensor]:
         images = torch.as_tensor(ds.data)
         labels = torch.as_tensor(ds.targets, dtype=torch.int64)
         if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (32, 32, 3) or images.shape[0] != labels.shape[0]:
-            raise DataSourceError(f"unexpected CIFAR-10 arrays in {root}: images {tuple(images.shape)} {images.dtype}")
+            raise DataSourceError(f"unexpected CIFAR-10 arrays in {folder}: images {tuple(images.shape)} {images.dtype}")
         return images, labels
 
     return CifarSplits(*as_tensors(train), *as_tensors(test))
