@@ -37,7 +37,9 @@ MAX_CELL = 30  # non-blank lines in the longest code cell
 MAX_LINE = 88  # characters in a code line
 
 # Chapters whose code cells have been restructured to the targets.
-RESTRUCTURED = ("02_multimodality", "04_kl_approximation")
+RESTRUCTURED = (
+    "01_vae", "02_multimodality", "03_mog_prior", "04_kl_approximation", "05_likelihood", "06_beyond",
+)
 
 
 @dataclass
