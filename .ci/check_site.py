@@ -8,6 +8,8 @@ system's headless Chromium (driven by Playwright, which downloads no browser her
 * display and inline maths typeset by MathJax, with no raw TeX delimiters left;
 * the Colab launch link of a page built from an .ipynb opens that notebook in the repository;
 * no cell output shows a Markdown table as raw text (a "| --- |" separator row);
+* the layout at 1280 px: no display equation and no table wider than the content column (cut
+  off or scrolling sideways), no cell-output figure shrunk below 70% of its width to fit it;
 * every latent explorer (a code cell tagged latent-explorer, or any widget with a slider) has a
   static fallback: a loaded <img> and the words "Static view" in the outputs of the same code
   cell or of the next code cell (progress bars and other slider-less widgets are exempt).
@@ -240,6 +242,95 @@ INSPECT_JS = r"""async ([tagClass, mark, explorerId]) => {
 }"""
 
 
+# ---- layout at the check's viewport (1280 px wide, device pixel ratio 1) ----------------------
+
+# A figure shown below this fraction of its own width has been shrunk by the theme's
+# `img {max-width: 100%}` to fit the column (its text becomes small); 1 px of slack for rounding
+# when an equation or a table is compared with the room it has.
+MIN_FIGURE_SCALE = 0.7
+LAYOUT_SLACK_PX = 1
+# Runs in the page after INSPECT_JS (images loaded, MathJax done): measures, inside the article
+# column only (not the sidebars), every display equation, cell-output image and table; widths in
+# CSS px. layout_failures() judges the numbers.
+# `room(el)` is the width the layout gives an element: the narrowest content box of its block-level
+# ancestors up to the column. Shrink-to-fit ancestors (inline-block, table cells, floats) grow with
+# their content and so cannot hide an overflow; block ancestors are as wide as the column allows.
+LAYOUT_JS = r"""async () => {
+  await document.fonts.ready;  // MathJax's widths depend on its web fonts
+  const column = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const px = v => parseFloat(v) || 0;
+  const room = el => {
+    let width = Infinity;
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (/^(block|flow-root|flex|grid|list-item)$/.test(s.display) && a.clientWidth > 0)
+        width = Math.min(width, a.clientWidth - px(s.paddingLeft) - px(s.paddingRight));
+      if (a === column) break;
+    }
+    return width;
+  };
+  const tex = c => {  // the TeX source MathJax typeset, else the text of the rendered maths
+    try { return MathJax.startup.document.getMathItemsWithin(c)[0].math; } catch (e) { return c.textContent; }
+  };
+  const shown = el => el.getBoundingClientRect().width > 0;  // not in a collapsed output
+  const cells = [...document.querySelectorAll('div.cell')];
+  const cell = el => cells.indexOf(el.closest('div.cell')) + 1;  // 0: not in a code cell
+  // 1. Display equations (MathJax 3 CHTML). The theme makes each mjx-container a flex item with
+  // overflow:auto beside its number, so a too-wide one is cut off and scrolls: its own
+  // clientWidth is the room it has, the inner mjx-math its rendered width.
+  const number = block => {  // "(3.2)" from Sphinx's <span class="eqno">, without its "#" link
+    const eqno = block && block.querySelector('.eqno');
+    if (!eqno) return '';
+    const copy = eqno.cloneNode(true);
+    copy.querySelectorAll('a.headerlink').forEach(a => a.remove());
+    return copy.textContent.trim();
+  };
+  const equations = [...column.querySelectorAll('mjx-container[display="true"]')].filter(shown).map(c => {
+    const block = c.closest('div.math');
+    const width = (c.querySelector(':scope > mjx-math') || c).getBoundingClientRect().width;
+    return {width, room: Math.min(c.clientWidth || Infinity, room(c)), number: number(block),
+            id: block ? block.id : '', tex: tex(c).replace(/\s+/g, ' ').trim().slice(0, 60)};
+  });
+  // 2. Images in code-cell outputs (matplotlib figures). Their intended width is the width
+  // attribute where the output sets one (a "retina" PNG has twice as many pixels as it is meant
+  // to show), else the PNG's own width. An inline style width is the author's choice, not a
+  // shrink by max-width, and is skipped; so are images inside widgets (thumbnails, icons).
+  const figures = [...column.querySelectorAll('.cell_output img')]
+    .filter(i => shown(i) && i.naturalWidth > 0 && !i.style.width && !i.closest('.jupyter-widgets, .widget-output'))
+    .map(i => {
+      const attr = /^\d+(\.\d+)?(px)?$/.test(i.getAttribute('width') || '') ? px(i.getAttribute('width')) : 0;
+      const intended = attr || i.naturalWidth, rendered = i.getBoundingClientRect().width;
+      return {src: i.getAttribute('src'), cell: cell(i), intended, rendered, scale: rendered / intended};
+    });
+  // 3. Tables: the table's own box is as wide as its columns need, whatever clips or scrolls it.
+  const tables = [...column.querySelectorAll('table')].filter(t => shown(t) && !t.parentElement.closest('table'))
+    .map(t => {
+      const first = t.querySelector('caption, th, td');
+      return {width: t.getBoundingClientRect().width, room: room(t), cell: t.closest('.cell_output') ? cell(t) : 0,
+              label: first ? first.textContent.replace(/\s+/g, ' ').trim().slice(0, 40) : ''};
+    });
+  return {equations, figures, tables};
+}"""
+
+
+def layout_failures(layout: dict) -> list[str]:
+    """One message per display equation or table wider than its column and per cell-output
+    figure shown below MIN_FIGURE_SCALE of its width (from LAYOUT_JS's measurements)."""
+    failures = []
+    for e in (e for e in layout["equations"] if e["width"] > e["room"] + LAYOUT_SLACK_PX):
+        label = " ".join(part for part in (e["number"], f"#{e['id']}" if e["id"] else "") if part) or "(unnumbered)"
+        failures.append(f"display equation {label} is wider than its column, cut off: {e['width']:.0f} px "
+                        f"in {e['room']:.0f} px ({e['tex']!r})")
+    for f in (f for f in layout["figures"] if f["scale"] < MIN_FIGURE_SCALE):
+        failures.append(f"figure shrunk to {100 * f['scale']:.0f}% of its width to fit the column: {f['src']} "
+                        f"in code cell {f['cell']} ({f['intended']:.0f} px shown in {f['rendered']:.0f} px)")
+    for t in (t for t in layout["tables"] if t["width"] > t["room"] + LAYOUT_SLACK_PX):
+        where = f"output of code cell {t['cell']}" if t["cell"] else "in the text"
+        failures.append(f"table is wider than its column, cut off: {t['width']:.0f} px in {t['room']:.0f} px "
+                        f"({where}, first cell {t['label']!r})")
+    return failures
+
+
 def known_upstream(url: str) -> str | None:
     """Why a failed same-site request is a known upstream bug and not this book's, or None."""
     if re.search(r"/@jupyter-widgets/([\w.-]+/)*[0-9a-f]{16,}\.(woff2?|ttf|eot|svg)$", url.split("?")[0]):
@@ -465,6 +556,7 @@ def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None,
     if leaked:
         result.failures.append(f"{len(leaked)} cell output(s) show a raw Markdown table, first: "
                                f"{leaked[0].strip().splitlines()[0][:80]!r}")
+    result.failures += layout_failures(page.evaluate(LAYOUT_JS))
     for w in (w for w in found["widgets"] if w["explorer"]):
         if not w["widget"]:
             result.failures.append(f"code cell {w['cell']} is tagged latent-explorer but shows no widget")
@@ -499,7 +591,9 @@ def check_site(site: Path, node_modules: Path, out: Path, toc: Path, config: Pat
         with tempfile.TemporaryDirectory(prefix="check-site-profile-") as profile, sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1280, "height": 900})
+                # Device pixel ratio 1: one CSS px is one screen pixel, so a figure at 100% shows each
+                # of its pixels once (the layout checks compare CSS widths with PNG pixel widths).
+                viewport={"width": 1280, "height": 900}, device_scale_factor=1)
             for name in pages:
                 result = PageResult(page=name, url=f"{origin}{name}.html")
                 results.append(result)

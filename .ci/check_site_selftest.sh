@@ -4,7 +4,7 @@
 #   intro.md (markdown), book/maths.ipynb (display maths + a matplotlib figure),
 #   book/explorer.ipynb (a tqdm progress bar, a plain slider tagged latent-explorer with its
 #   static view, and vaelib's latent explorer of a small untrained mixture-prior VAE with z = 2)
-# then runs the check on: the good site (must pass) and six broken copies (must fail):
+# then runs the check on: the good site (must pass) and nine broken copies (must fail):
 #   a) a figure PNG deleted from _images      -> "image did not load: ../_images/<file>"
 #   b) node_modules without mathjax           -> "maths not typeset"
 #   c) the explorer's static figure deleted   -> "has no static fallback"
@@ -12,6 +12,13 @@
 #   e) a cell output holding a raw Markdown table -> "raw Markdown table"
 #   f) vaelib's explorer whose image never updates after it is first drawn
 #                                             -> "the image did not change"
+# and, on a copy of the book with three more pages (built once, each page checked on its own),
+# layout defects a reader sees at the check's 1280 px viewport:
+#   g) a display equation (a long sum, no line break) wider than the column
+#                                             -> "display equation (1) #equation-wide-sum is wider than its column"
+#   h) a matplotlib figure of figsize=(20, 3) that max-width:100% shrinks -> "figure shrunk to"
+#   i) a Markdown table of twelve wide columns -> "table is wider than its column, cut off"
+# (the good book's intro has a table, and its maths page an equation and a figure, that fit).
 # Usage: .ci/check_site_selftest.sh   (env: PYTHON with jupyter-book + playwright, default the
 # python on PATH; NODE_MODULES to reuse an npm folder; KEEP=1 keeps the work folder)
 set -euo pipefail
@@ -65,7 +72,7 @@ chapters:
   - file: book/maths
   - file: book/explorer
 EOF
-printf '# Self-test book\n\nA markdown page: no maths, no figure.\n' > intro.md
+printf '# Self-test book\n\nA markdown page: no maths, no figure, a table that fits.\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n' > intro.md
 "$PYTHON" - <<'EOF'
 import nbformat as nbf
 v = nbf.v4
@@ -103,11 +110,11 @@ if [ -z "${NODE_MODULES:-}" ]; then
 fi
 
 status=0
-# expect NAME WANT_RC TEXT SITE NODE_MODULES: run the check, compare exit code and output.
+# expect NAME WANT_RC TEXT SITE NODE_MODULES [TOC]: run the check, compare exit code and output.
 expect() {
-    local name=$1 want=$2 text=$3 site=$4 nm=$5 rc=0
+    local name=$1 want=$2 text=$3 site=$4 nm=$5 toc=${6:-$BOOK/_toc.yml} rc=0
     "$PYTHON" "$CHECK" --site "$site" --node-modules "$nm" --out "$WORK/out-$name" \
-        --toc "$BOOK/_toc.yml" > "$WORK/$name.log" 2>&1 || rc=$?
+        --toc "$toc" > "$WORK/$name.log" 2>&1 || rc=$?
     if [ "$rc" = "$want" ] && grep -qF -- "$text" "$WORK/$name.log"; then
         echo "-- $name: exit $rc as expected, output has '$text'"
     else
@@ -160,6 +167,37 @@ for m in changed:
 page.write_text(html[:match.start(2)] + json.dumps(state) + html[match.end(2):])
 EOF
 expect f-explorer-image-frozen 1 "the image did not change" "$F" "$NODE_MODULES"
+
+# g-i) layout: the book's config and intro with one page per defect (no explorer page, so the
+# build is quick). Each case checks the intro and its own page, from a _toc-<page>.yml next to
+# the book's _toc.yml (the check finds the page's .ipynb, for the Colab link, next to the toc).
+LAYOUT="$WORK/book-layout"
+mkdir -p "$LAYOUT/book"
+cp "$BOOK/_config.yml" "$BOOK/intro.md" "$LAYOUT/"
+cd "$LAYOUT"
+# p(z) = pi_1 N(z; mu_1, sigma_1^2) + ... + pi_14 N(...) + ... on one line: over 2000 px in a 633 px column.
+terms=$(for k in $(seq 14); do printf '\\pi_{%d}\\,\\mathcal{N}(z;\\mu_{%d},\\sigma_{%d}^2) + ' "$k" "$k" "$k"; done)
+printf '# A wide equation\n\n$$\np(z) = %s\\cdots\n$$ (wide-sum)\n' "$terms" > book/wide_equation.md
+printf '# A wide table\n\n%s|\n%s|\n%s|\n' "$(printf '| a long column heading %d ' $(seq 12))" \
+    "$(printf '| --- %.0s' $(seq 12))" "$(printf '| 0.123456789 %.0s' $(seq 12))" > book/wide_table.md
+"$PYTHON" - <<'EOF'
+import nbformat as nbf
+v = nbf.v4
+nbf.write(v.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, cells=[
+    v.new_markdown_cell("# A wide figure"),
+    v.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(20, 3))\nax.plot(range(10))\nplt.show()"),
+]), "book/wide_figure.ipynb")
+EOF
+PAGES=(wide_equation wide_figure wide_table)
+{ printf 'format: jb-book\nroot: intro\nchapters:\n'; printf '  - file: book/%s\n' "${PAGES[@]}"; } > _toc.yml
+for page in "${PAGES[@]}"; do printf 'format: jb-book\nroot: intro\nchapters:\n  - file: book/%s\n' "$page" > "_toc-$page.yml"; done
+echo "== building the layout test book in $LAYOUT"
+"$JUPYTER_BOOK" build . -W -n --keep-going > "$WORK/build-layout.log" 2>&1 || { cat "$WORK/build-layout.log"; exit 1; }
+cd "$BOOK"
+expect g-wide-equation 1 "display equation (1) #equation-wide-sum is wider than its column" \
+    "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_equation.yml"
+expect h-shrunken-figure 1 "figure shrunk to" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_figure.yml"
+expect i-wide-table 1 "table is wider than its column, cut off" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_table.yml"
 
 [ "$status" = 0 ] && echo "self-test passed: the check passes the good site and fails each broken one" \
                   || echo "self-test FAILED"
