@@ -19,6 +19,7 @@ import csv
 import json
 import platform
 import subprocess
+import textwrap
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -100,13 +101,15 @@ class ReferenceRun:
         """Per-test-image importance-weighted log p(x) (k = 5000, all 10,000 test images)."""
         return load_per_image_log_px(self.name, self.provenance.get("profile", "full"))
 
-    def describe(self) -> str:
-        """One line of provenance for a page: command, commit, device, versions, date."""
+    def describe(self, width: int = 78) -> str:
+        """The run's provenance for a page (command, commit, device, versions, date), wrapped
+        to `width` characters so that it fits a cell's output box."""
         p = self.provenance
-        return (
+        text = (
             f"{self.name}: {p.get('train_command')}, commit {str(p.get('commit'))[:10]}, {p.get('device')}, "
             f"torch {p.get('torch')}, Python {p.get('python')}, exported {p.get('exported')}"
         )
+        return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
 
 
 class ReferenceError(RuntimeError):
