@@ -1,5 +1,6 @@
 """Priors: one interface, densities against torch.distributions, sampling that really samples the mixture."""
 
+import copy
 import math
 
 import pytest
@@ -63,6 +64,22 @@ def test_factorized_mixture_is_a_product_of_one_dimensional_mixtures():
     torch.manual_seed(3)
     mc, se = monte_carlo_kl(mu, lv, prior.log_prob, 20000)
     assert (prior.kl(mu, lv) >= mc - 5 * se).all()  # still an upper bound
+
+
+def test_factorized_mixture_no_grad_path_matches_the_autograd_path_across_chunks():
+    torch.manual_seed(4)
+    prior = FactorizedMixture(3, 50)
+    with torch.no_grad():
+        prior.logvars.uniform_(-6, 1)  # narrow components too: the (z - mean)^2 form must stay exact
+    z = 3 * torch.randn(7, 100, 3)  # 700 rows: several chunks of the in-place path, the last one partial
+    with_grad = prior.log_prob(z)
+    assert with_grad.requires_grad and with_grad.shape == (7, 100)
+    exact = copy.deepcopy(prior).double().log_prob(z.double()).detach()  # the autograd path in float64
+    with torch.no_grad():
+        fast = prior.log_prob(z)
+    assert not fast.requires_grad
+    torch.testing.assert_close(fast.double(), exact, rtol=0, atol=1e-4)
+    torch.testing.assert_close(with_grad.detach().double(), exact, rtol=0, atol=1e-4)
 
 
 def test_factorized_kl_is_the_sum_of_one_dimensional_mixture_kls_with_their_gradients():

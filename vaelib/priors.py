@@ -12,7 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .distributions import gaussian_kl, mixture_kl_approx, mixture_log_prob, pairwise_gaussian_kl
+from .distributions import (factorized_mixture_log_prob, gaussian_kl, mixture_kl_approx, mixture_log_prob,
+                            pairwise_gaussian_kl)
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -187,9 +188,7 @@ class FactorizedMixture(Prior):
 
     def log_prob(self, z: Tensor) -> Tensor:
         self._check_z(z)
-        zd = z.unsqueeze(-1)  # (..., D, 1)
-        log_comp = -0.5 * (math.log(2 * math.pi) + self.logvars + (zd - self.means) ** 2 * torch.exp(-self.logvars))
-        return (torch.logsumexp(log_comp, dim=-1) + self._log_weight()).sum(-1)
+        return factorized_mixture_log_prob(z, self.means, self.logvars, self.log_weights)
 
     def sample(self, n: int) -> Tensor:
         _check_positive("n", n)
