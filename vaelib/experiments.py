@@ -72,7 +72,7 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "seconds per notebook: 2 epochs on 2,000 images (CI and pytest)", 2, 2000, 500, 64, 100),
         Profile(
             "cpu", "minutes per chapter on a laptop CPU: 10 epochs on all 50,000 images, learning rate "
-            "x0.1 after 5", 10, None, None, 1000, 1000, CPU_RECIPE,
+            "x0.1 after 5", 10, None, None, 500, 1000, CPU_RECIPE,
         ),
         Profile("full", "the original protocol: 400 epochs, learning rate x0.1 every 100; committed reference runs load instantly", 400, None, None, 5000, None),
         Profile(
