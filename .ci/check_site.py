@@ -249,6 +249,9 @@ INSPECT_JS = r"""async ([tagClass, mark, explorerId]) => {
 # when an equation or a table is compared with the room it has.
 MIN_FIGURE_SCALE = 0.7
 LAYOUT_SLACK_PX = 1
+# A hide-input cell's <pre> reports a scrollWidth 2 px over its clientWidth whatever its font size
+# (the collapsible box, not the text); a line that really runs off is tens of px over.
+CODE_SLACK_PX = 4
 # Runs in the page after INSPECT_JS (images loaded, MathJax done): measures, inside the article
 # column only (not the sidebars), every display equation, cell-output image and table; widths in
 # CSS px. layout_failures() judges the numbers.
@@ -309,13 +312,18 @@ LAYOUT_JS = r"""async () => {
       return {width: t.getBoundingClientRect().width, room: room(t), cell: t.closest('.cell_output') ? cell(t) : 0,
               label: first ? first.textContent.replace(/\s+/g, ' ').trim().slice(0, 40) : ''};
     });
-  return {equations, figures, tables};
+  // 4. Code-cell sources: a line longer than the box scrolls sideways, its end hidden.
+  const code = [...column.querySelectorAll('div.cell_input pre')].filter(shown).map(p => {
+    const longest = p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
+    return {width: p.scrollWidth, room: p.clientWidth, cell: cell(p), line: longest.trim().slice(0, 50)};
+  });
+  return {equations, figures, tables, code};
 }"""
 
 
 def layout_failures(layout: dict) -> list[str]:
-    """One message per display equation or table wider than its column and per cell-output
-    figure shown below MIN_FIGURE_SCALE of its width (from LAYOUT_JS's measurements)."""
+    """One message per display equation, table or code-cell source wider than its column or box,
+    and per cell-output figure shown below MIN_FIGURE_SCALE of its width (LAYOUT_JS's measurements)."""
     failures = []
     for e in (e for e in layout["equations"] if e["width"] > e["room"] + LAYOUT_SLACK_PX):
         label = " ".join(part for part in (e["number"], f"#{e['id']}" if e["id"] else "") if part) or "(unnumbered)"
@@ -324,6 +332,9 @@ def layout_failures(layout: dict) -> list[str]:
     for f in (f for f in layout["figures"] if f["scale"] < MIN_FIGURE_SCALE):
         failures.append(f"figure shrunk to {100 * f['scale']:.0f}% of its width to fit the column: {f['src']} "
                         f"in code cell {f['cell']} ({f['intended']:.0f} px shown in {f['rendered']:.0f} px)")
+    for c in (c for c in layout.get("code", []) if c["width"] > c["room"] + CODE_SLACK_PX):
+        failures.append(f"code cell {c['cell']}'s source is wider than its box and scrolls: {c['width']:.0f} px "
+                        f"in {c['room']:.0f} px (longest line {c['line']!r})")
     for t in (t for t in layout["tables"] if t["width"] > t["room"] + LAYOUT_SLACK_PX):
         where = f"output of code cell {t['cell']}" if t["cell"] else "in the text"
         failures.append(f"table is wider than its column, cut off: {t['width']:.0f} px in {t['room']:.0f} px "

@@ -18,6 +18,7 @@
 #                                             -> "display equation (1) #equation-wide-sum is wider than its column"
 #   h) a matplotlib figure of figsize=(20, 3) that max-width:100% shrinks -> "figure shrunk to"
 #   i) a Markdown table of twelve wide columns -> "table is wider than its column, cut off"
+#   j) a code cell with a 170-character line -> "code cell 1's source is wider than its box"
 # (the good book's intro has a table, and its maths page an equation and a figure, that fit).
 # Usage: .ci/check_site_selftest.sh   (env: PYTHON with jupyter-book + playwright, default the
 # python on PATH; NODE_MODULES to reuse an npm folder; KEEP=1 keeps the work folder)
@@ -33,6 +34,7 @@ mkdir -p "$BOOK/book"
 # The book's own Sphinx extensions (duplicate-script fix, MathJax 2 bridge for widgets).
 EXT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../book/_ext" && pwd)"
 cd "$BOOK"
+cp -r "$EXT_DIR/../../_static" .  # the real book's stylesheet (code-cell font size)
 
 # The same launch-button, repository and widget settings as the real book's _config.yml.
 cat > _config.yml <<EOF
@@ -174,6 +176,7 @@ expect f-explorer-image-frozen 1 "the image did not change" "$F" "$NODE_MODULES"
 LAYOUT="$WORK/book-layout"
 mkdir -p "$LAYOUT/book"
 cp "$BOOK/_config.yml" "$BOOK/intro.md" "$LAYOUT/"
+cp -r "$EXT_DIR/../../_static" "$LAYOUT/"  # the real book's code-cell font size
 cd "$LAYOUT"
 # p(z) = pi_1 N(z; mu_1, sigma_1^2) + ... + pi_14 N(...) + ... on one line: over 2000 px in a 633 px column.
 terms=$(for k in $(seq 14); do printf '\\pi_{%d}\\,\\mathcal{N}(z;\\mu_{%d},\\sigma_{%d}^2) + ' "$k" "$k" "$k"; done)
@@ -187,8 +190,12 @@ nbf.write(v.new_notebook(metadata={"kernelspec": {"name": "python3", "display_na
     v.new_markdown_cell("# A wide figure"),
     v.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(20, 3))\nax.plot(range(10))\nplt.show()"),
 ]), "book/wide_figure.ipynb")
+nbf.write(v.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, cells=[
+    v.new_markdown_cell("# A wide code line"),
+    v.new_code_cell("total = 0\nfor i in range(3): total += i  # " + "a comment far longer than any code box can show, " * 3),
+]), "book/wide_code.ipynb")
 EOF
-PAGES=(wide_equation wide_figure wide_table)
+PAGES=(wide_equation wide_figure wide_table wide_code)
 { printf 'format: jb-book\nroot: intro\nchapters:\n'; printf '  - file: book/%s\n' "${PAGES[@]}"; } > _toc.yml
 for page in "${PAGES[@]}"; do printf 'format: jb-book\nroot: intro\nchapters:\n  - file: book/%s\n' "$page" > "_toc-$page.yml"; done
 echo "== building the layout test book in $LAYOUT"
@@ -198,6 +205,7 @@ expect g-wide-equation 1 "display equation (1) #equation-wide-sum is wider than 
     "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_equation.yml"
 expect h-shrunken-figure 1 "figure shrunk to" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_figure.yml"
 expect i-wide-table 1 "table is wider than its column, cut off" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_table.yml"
+expect j-wide-code 1 "code cell 1's source is wider than its box" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_code.yml"
 
 [ "$status" = 0 ] && echo "self-test passed: the check passes the good site and fails each broken one" \
                   || echo "self-test FAILED"
