@@ -332,7 +332,7 @@ def layout_failures(layout: dict) -> list[str]:
     for f in (f for f in layout["figures"] if f["scale"] < MIN_FIGURE_SCALE):
         failures.append(f"figure shrunk to {100 * f['scale']:.0f}% of its width to fit the column: {f['src']} "
                         f"in code cell {f['cell']} ({f['intended']:.0f} px shown in {f['rendered']:.0f} px)")
-    for c in (c for c in layout.get("code", []) if c["width"] > c["room"] + CODE_SLACK_PX):
+    for c in (c for c in layout["code"] if c["width"] > c["room"] + CODE_SLACK_PX):
         failures.append(f"code cell {c['cell']}'s source is wider than its box and scrolls: {c['width']:.0f} px "
                         f"in {c['room']:.0f} px (longest line {c['line']!r})")
     for t in (t for t in layout["tables"] if t["width"] > t["room"] + LAYOUT_SLACK_PX):

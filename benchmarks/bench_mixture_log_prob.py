@@ -23,7 +23,8 @@ import time
 import torch
 
 from _common import print_header
-from vaelib.distributions import LOG_2PI, component_log_probs, factorized_mixture_log_prob, mixture_log_prob
+from vaelib.distributions import (component_log_probs, factorized_component_log_probs, factorized_mixture_log_prob,
+                                  mixture_log_prob)
 
 
 def autograd_path(z, means, logvars, log_weights):
@@ -33,8 +34,7 @@ def autograd_path(z, means, logvars, log_weights):
 
 def factorized_autograd_path(z, means, logvars, log_weights):
     """The factorised mixture's grad-enabled formula: the whole (N, D, M) table at once."""
-    log_comp = log_weights - 0.5 * (LOG_2PI + logvars + (z.unsqueeze(-1) - means) ** 2 * torch.exp(-logvars))
-    return torch.logsumexp(log_comp, dim=-1).sum(-1)
+    return torch.logsumexp(log_weights + factorized_component_log_probs(z, means, logvars), dim=-1).sum(-1)
 
 
 def seconds_per_call(fn, args, rounds: int) -> float:
