@@ -8,14 +8,22 @@ import torch
 from vaelib import reference
 from vaelib.data import load_dataset
 from vaelib.experiments import PROFILES, get_experiment, get_or_train
+from vaelib.train import EarlyStopping
 
 NAMES = reference.available("full")
+# Every committed run, of every profile: the original protocol's and the Tomczak & Welling rows.
+RUNS = [(profile, name) for profile in reference.profiles() for name in reference.available(profile)]
+SIZE_LIMIT_MB = {"full": 25, "tw": 15}  # the tw models are 1.1M parameters, 4.5 MB each
 
 
 def test_the_reference_set_is_there_and_small():
     assert {"vae-z10", "mog-z10-m1000"} <= set(NAMES), f"reference runs found: {NAMES}"
-    total = sum(p.stat().st_size for p in reference.REFERENCE_ROOT.rglob("*") if p.is_file())
-    assert total < 25 * 2**20, f"the reference set is {total / 2**20:.1f} MB; keep it under 25 MB"
+    assert set(reference.profiles()) <= set(SIZE_LIMIT_MB), reference.profiles()
+    for profile in reference.profiles():
+        folder = reference.REFERENCE_ROOT / profile
+        total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        limit = SIZE_LIMIT_MB[profile]
+        assert total < limit * 2**20, f"{folder} holds {total / 2**20:.1f} MB; keep it under {limit} MB"
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +31,11 @@ def test_images():
     return load_dataset("mnist", split="classic").test.images
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_weights_reproduce_their_recorded_elbo(name, test_images):
-    run = get_or_train(name, "full", device="cpu", progress=False)
-    assert run.checkpoint == reference.reference_dir(name) / reference.WEIGHTS  # loaded, not trained
-    recorded = reference.read_reference_metrics(name)
+@pytest.mark.parametrize("profile,name", RUNS)
+def test_reference_weights_reproduce_their_recorded_elbo(profile, name, test_images):
+    run = get_or_train(name, profile, device="cpu", progress=False)
+    assert run.checkpoint == reference.reference_dir(name, profile) / reference.WEIGHTS  # loaded, not trained
+    recorded = reference.read_reference_metrics(name, profile)
     check = recorded["reference_check"]
     assert check["images"] == reference.CHECK_IMAGES
     now = reference.check_elbo(run.model, test_images)
@@ -35,15 +43,29 @@ def test_reference_weights_reproduce_their_recorded_elbo(name, test_images):
     # The recorded evaluation is complete and consistent with the protocol.
     assert recorded["iw_samples"] == 5000 and recorded["iw_images"] == 10_000
     assert recorded["test_nll"] <= recorded["test_neg_elbo"]
-    assert run.history.epoch[-1] == PROFILES["full"].epochs == 400
+    config = run.config
+    if config.early_stopping_patience is None:
+        assert run.history.epoch[-1] == PROFILES[profile].epochs
+    else:  # a finished early-stopped run: its stopping rule, replayed, ends where training ended
+        stop = reference.stopping_point(run.history)
+        stopper = EarlyStopping(config.early_stopping_patience, config.kl_warmup_epochs)
+        for epoch, valid in zip(run.history.epoch, run.history.valid_neg_elbo):
+            assert not stopper.stopped, f"{name}: trained on after the stopping rule fired"
+            stopper.update(epoch, valid)
+        assert stopper.stopped or stop.last == config.epochs
+        assert stopper.best_epoch == stop.best
+        # The weights kept are the best epoch's: its test -ELBO (other noise draws) is the recorded one.
+        at_best = run.history.test_neg_elbo[stop.best - 1]
+        assert abs(recorded["test_neg_elbo"] - at_best) < 0.2, (recorded["test_neg_elbo"], at_best)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_provenance_is_recorded_beside_the_weights(name):
-    prov = json.loads((reference.reference_dir(name) / "provenance.json").read_text())
+@pytest.mark.parametrize("profile,name", RUNS)
+def test_provenance_is_recorded_beside_the_weights(profile, name):
+    prov = json.loads((reference.reference_dir(name, profile) / "provenance.json").read_text())
     for key in ("train_command", "evaluate_command", "commit", "device", "torch", "python", "exported"):
         assert prov.get(key), f"{name}: provenance lacks {key}"
-    assert prov["identity"] == get_experiment(name).identity(PROFILES["full"], 0)
+    assert prov["profile"] == profile
+    assert prov["identity"] == get_experiment(name).identity(PROFILES[profile], 0)
 
 
 def test_a_reference_of_another_identity_is_not_used(tmp_path, monkeypatch):
@@ -61,3 +83,12 @@ def test_a_reference_of_another_identity_is_not_used(tmp_path, monkeypatch):
         found = reference.load_reference(exp, PROFILES["full"], 0, exp.identity(PROFILES["full"], 0))
     assert found is None
     assert reference.load_reference(exp, PROFILES["full"], 1, exp.identity(PROFILES["full"], 1)) is None
+
+
+def test_the_stopping_point_is_the_first_lowest_validation_epoch():
+    from vaelib.train import History
+
+    history = History(epoch=[1, 2, 3, 4, 5, 6], valid_neg_elbo=[9.0, 7.0, 6.5, 6.5, 6.8, 7.1])
+    assert reference.stopping_point(history) == reference.StoppingPoint(best=3, last=6, best_valid_neg_elbo=6.5)
+    with pytest.raises(ValueError, match="no validation ELBO"):
+        reference.stopping_point(History(epoch=[1, 2], valid_neg_elbo=[float("nan")] * 2))

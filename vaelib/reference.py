@@ -58,6 +58,11 @@ def reference_dir(name: str, profile_name: str = "full") -> Path:
     return REFERENCE_ROOT / profile_name / name
 
 
+def profiles() -> list[str]:
+    """The profiles with at least one committed reference run (`full`, and `tw` once a row is in)."""
+    return sorted(p.name for p in REFERENCE_ROOT.iterdir() if p.is_dir() and available(p.name))
+
+
 def available(profile_name: str = "full") -> list[str]:
     """Names of the experiments with a committed reference run under `profile_name`."""
     root = REFERENCE_ROOT / profile_name
@@ -110,6 +115,24 @@ class ReferenceRun:
             f"torch {p.get('torch')}, Python {p.get('python')}, exported {p.get('exported')}"
         )
         return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
+
+
+@dataclass(frozen=True)
+class StoppingPoint:
+    """Where an early-stopped run ended: the epoch whose weights it kept and the last one trained."""
+
+    best: int  # the epoch with the lowest validation -ELBO (the first such, as the strict rule picks)
+    last: int
+    best_valid_neg_elbo: float
+
+
+def stopping_point(history: History) -> StoppingPoint:
+    """The best and the last epoch of a run trained with early stopping on the validation ELBO."""
+    valid = history.valid_neg_elbo
+    if not valid or any(v != v for v in valid):
+        raise ValueError("this history has no validation ELBO: the run was not trained with early stopping")
+    best = min(range(len(valid)), key=valid.__getitem__)
+    return StoppingPoint(history.epoch[best], history.epoch[-1], valid[best])
 
 
 class ReferenceError(RuntimeError):
