@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import platform
 import subprocess
 import textwrap
@@ -129,7 +130,7 @@ class StoppingPoint:
 def stopping_point(history: History) -> StoppingPoint:
     """The best and the last epoch of a run trained with early stopping on the validation ELBO."""
     valid = history.valid_neg_elbo
-    if not valid or any(v != v for v in valid):
+    if not valid or any(math.isnan(v) for v in valid):
         raise ValueError("this history has no validation ELBO: the run was not trained with early stopping")
     best = min(range(len(valid)), key=valid.__getitem__)
     return StoppingPoint(history.epoch[best], history.epoch[-1], valid[best])
