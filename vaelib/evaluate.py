@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .data import binarize_static, check_images
+from .denormals import flushed_denormals
 from .distributions import pairwise_gaussian_kl
 from .model import VAE
 
@@ -107,7 +108,8 @@ def iw_log_likelihood(
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc=f"IW k={k}", unit="batch")
-    estimates = [model.iw_bound(x[s : s + batch_size], k, chunk=chunk).double().cpu() for s in batches]
+    with flushed_denormals():  # a mixture prior's far components (vaelib.denormals)
+        estimates = [model.iw_bound(x[s : s + batch_size], k, chunk=chunk).double().cpu() for s in batches]
     log_px = torch.cat(estimates)
     n = log_px.numel()
     stderr = log_px.std().item() / math.sqrt(n) if n > 1 else math.nan

@@ -406,6 +406,8 @@ def _progress_bar(iterable: range, enabled: bool, **kwargs: Any):
 # -- fit checks its inputs once ----------------------------------------------------------------
 import contextlib  # noqa: E402
 import functools  # noqa: E402
+
+from .denormals import flushed_denormals  # noqa: E402
 from typing import Callable  # noqa: E402
 
 
@@ -416,7 +418,8 @@ def _checks_images_once(train: Callable[..., History]) -> Callable[..., History]
 
     @functools.wraps(train)
     def wrapper(model: VAE, *args: Any, **kwargs: Any) -> History:
-        with model.trusted_inputs() if isinstance(model, VAE) else contextlib.nullcontext():
+        trusted = model.trusted_inputs() if isinstance(model, VAE) else contextlib.nullcontext()
+        with trusted, flushed_denormals():
             return train(model, *args, **kwargs)
 
     return wrapper
