@@ -90,3 +90,19 @@ def test_unframed_grid_is_unchanged():
     finally:
         plt.close(fig)
     np.testing.assert_allclose(shown, 1.0 - plots.image_grid(images, 3))
+
+
+def test_early_stopping_plot_marks_the_kept_epoch_and_needs_validation():
+    from vaelib.train import History
+
+    valid = [100.0, 95.0, 93.0, 93.5, 94.0]
+    run = History(epoch=[1, 2, 3, 4, 5], valid_neg_elbo=valid)
+    fig, ax = plt.subplots()
+    plots.plot_early_stopping({"run": run}, warmup=2, ax=ax)
+    marker = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [tuple(m.get_xydata()[0]) for m in marker] == [(3.0, 93.0)]
+    assert "kept epoch 3" in ax.get_legend_handles_labels()[1][0]
+    assert ax.get_ylim() == (92.0, 105.0)
+    with pytest.raises(ValueError, match="no validation ELBO"):
+        plots.plot_early_stopping({"plain": History(epoch=[1], valid_neg_elbo=[float("nan")])}, ax=ax)
+    plt.close(fig)

@@ -160,6 +160,31 @@ def plot_histories(histories: Mapping[str, History], ax: plt.Axes | None = None,
     return ax
 
 
+def plot_early_stopping(histories: Mapping[str, History], warmup: int = 0, ax: plt.Axes | None = None,
+                        span: float = 12.0) -> plt.Axes:
+    """Validation negative ELBO per epoch of early-stopped runs, the kept (best) epoch of each
+    marked, the KL warm-up shaded; the y-axis shows `span` nats above the lowest point."""
+    ax = ax or plt.gca()
+    lows = []
+    for i, (name, h) in enumerate(histories.items()):
+        valid = h.valid_neg_elbo
+        if not valid or all(map(math.isnan, valid)):
+            raise ValueError(f"{name}: this history has no validation ELBO (was it trained with early stopping?)")
+        best = min(range(len(valid)), key=valid.__getitem__)
+        ax.plot(h.epoch, valid, color=f"C{i}", linewidth=1, label=f"{name} (kept epoch {h.epoch[best]})")
+        ax.plot(h.epoch[best], valid[best], "o", color=f"C{i}")
+        lows.append(valid[best])
+    if warmup:
+        ax.axvspan(0, warmup, color="grey", alpha=0.15, label="KL warm-up")
+    if lows:
+        ax.set_ylim(min(lows) - 1, min(lows) + span)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation −ELBO, nats per image")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def figure_grid(n: int, cols: int, size: float = 3.2) -> tuple[plt.Figure, Sequence[plt.Axes]]:
     """A figure with n panels in rows of `cols`, unused panels removed."""
     rows = math.ceil(n / cols)
