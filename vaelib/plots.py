@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .files import atomic_write, check_output_file
 from .model import VAE
+from .reference import stopping_point
 from .train import History
 
 DIGIT_COLORS = matplotlib.colormaps["tab10"]
@@ -167,13 +168,10 @@ def plot_early_stopping(histories: Mapping[str, History], warmup: int = 0, ax: p
     ax = ax or plt.gca()
     lows = []
     for i, (name, h) in enumerate(histories.items()):
-        valid = h.valid_neg_elbo
-        if not valid or all(map(math.isnan, valid)):
-            raise ValueError(f"{name}: this history has no validation ELBO (was it trained with early stopping?)")
-        best = min(range(len(valid)), key=valid.__getitem__)
-        ax.plot(h.epoch, valid, color=f"C{i}", linewidth=1, label=f"{name} (kept epoch {h.epoch[best]})")
-        ax.plot(h.epoch[best], valid[best], "o", color=f"C{i}")
-        lows.append(valid[best])
+        stop = stopping_point(h)
+        ax.plot(h.epoch, h.valid_neg_elbo, color=f"C{i}", linewidth=1, label=f"{name} (kept epoch {stop.best})")
+        ax.plot(stop.best, stop.best_valid_neg_elbo, "o", color=f"C{i}")
+        lows.append(stop.best_valid_neg_elbo)
     if warmup:
         ax.axvspan(0, warmup, color="grey", alpha=0.15, label="KL warm-up")
     if lows:
