@@ -1,6 +1,9 @@
 """Live check of a chapter's latent explorer in JupyterLab with a running kernel.
 
-A developer check, not part of .ci/run (it needs JupyterLab, which the book does not):
+What the static site cannot show, so .ci/check_site.py cannot check it: that JupyterLab renders
+the explorer (anywidget's lab extension), that its sliders take arrow keys instead of
+JupyterLab's notebook shortcuts, and that what the reader sets reaches the kernel. .ci/run runs
+it on chapter 3 after installing JupyterLab (which the book itself does not need):
 
     pip install jupyterlab
     VAELIB_PROFILE=smoke python .ci/check_live_explorer.py book/03_mog_prior.ipynb --out live-check
@@ -14,15 +17,18 @@ on the explorer (vaelib.explorer, an anywidget rendered by JupyterLab's anywidge
   pixels) and the printed z change, timing key press to new image in the page;
 * presses "sample from the prior" and checks that z and the image change again;
 * for a mixture prior, picks another component and checks that the sliders re-centre;
-* runs a new cell that prints `explorer.z` from the kernel, which must be the z on screen
-  (the page syncs what the reader set back to Python).
+* runs a new cell that prints, as one JSON line after the marker KERNEL_Z_MARK, the `z` of
+  every LatentExplorer in the kernel; the z on screen must be one of them (the page syncs what
+  the reader set back to Python). An error in that cell is reported, not parsed.
 
 Screenshots of the explorer go to --out. Exit status 0 when every check passes.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,6 +43,21 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parent.parent
+# The kernel's answer: one line "KERNEL_Z_MARK [[z of explorer 1], ...]", typed as one line of code
+# (inserted as text, so the editor's auto-indent and bracket closing cannot change it).
+KERNEL_Z_MARK = "VX-KERNEL-Z"
+KERNEL_Z_CODE = ("import gc, json; from vaelib.explorer import LatentExplorer; "
+                 f"print('{KERNEL_Z_MARK}', json.dumps([[float(v) for v in o.z] for o in gc.get_objects() "
+                 "if isinstance(o, LatentExplorer)]))")
+# The last cell's output text, and whether it has finished running (its prompt shows a number).
+LAST_CELL_JS = """() => {
+  const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');
+  const last = cells[cells.length - 1];
+  if (!last) return {text: '', done: false};
+  const prompt = last.querySelector('.jp-InputPrompt');
+  return {text: [...last.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n'),
+          done: !!prompt && /\\[\\d+\\]/.test(prompt.innerText)};
+}"""
 
 
 def free_port() -> int:
@@ -59,6 +80,34 @@ def start_lab(port: int, log: Path, root: Path) -> subprocess.Popen:
             time.sleep(0.5)
     server.terminate()
     raise SystemExit(f"JupyterLab did not start; see {log}")
+
+
+def kernel_zs(output: str) -> list[list[float]] | None:
+    """The explorers' z from the kernel's output (the KERNEL_Z_MARK line), or None without one."""
+    line = re.search(rf"^{KERNEL_Z_MARK} (\[.*\])\s*$", output, re.M)
+    return json.loads(line.group(1)) if line else None
+
+
+def ask_kernel(page: Page) -> list[list[float]]:
+    """Run KERNEL_Z_CODE in a new last cell; the z of each LatentExplorer in the kernel.
+    Raises RuntimeError with the cell's output when it printed no answer (an error, a timeout)."""
+    page.keyboard.press("Escape")
+    page.locator(".jp-Notebook .jp-Cell").last.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a new code cell below the last one
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(KERNEL_Z_CODE)
+    page.keyboard.press("Shift+Enter")
+    cell: dict = {"text": "", "done": False}
+    deadline = time.time() + 60
+    while time.time() < deadline and not cell["done"]:
+        page.wait_for_timeout(200)
+        cell = page.evaluate(LAST_CELL_JS)
+    zs = kernel_zs(cell["text"])
+    if zs is None:
+        last = cell["text"].strip().splitlines()[-1:] or ["no output" + ("" if cell["done"] else " within 60 s")]
+        raise RuntimeError(f"the kernel printed no z: {last[0][:200]}")
+    return zs
 
 
 def explorer_state(page: Page) -> dict | None:
@@ -170,24 +219,17 @@ def main() -> int:
                 check("component 3" in recentred["readout"], f"the component selector re-centres: {recentred['readout'][-40:]}")
                 explorer.screenshot(path=str(out / "explorer-component-3.png"))
 
-            # 4. The kernel sees the z on screen: a new cell prints it.
+            # 4. The kernel sees the z on screen: a new cell prints every explorer's z as JSON.
             shown = [float(v) for v in explorer_state(page)["sliders"]]
-            page.keyboard.press("Escape")
-            page.locator(".jp-Notebook .jp-Cell").last.click()
-            page.keyboard.press("Escape")
-            page.keyboard.press("b")  # a new cell below the last one
-            page.keyboard.press("Enter")
-            page.keyboard.type("import gc; from vaelib.explorer import LatentExplorer\n"
-                               "e = [o for o in gc.get_objects() if isinstance(o, LatentExplorer)][-1]\n"
-                               "print('kernel z:', ' '.join(f'{v:.6f}' for v in e.z))")
-            page.keyboard.press("Shift+Enter")
-            page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
-                                   ".some(o => o.innerText.includes('kernel z:'))", timeout=60_000)
-            text = page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
-                                 ".map(o => o.innerText).find(t => t.includes('kernel z:'))")
-            kernel_z = [float(v) for v in text.split("kernel z:")[1].split()]
-            check(len(kernel_z) == len(shown) and max(abs(a - b) for a, b in zip(kernel_z, shown)) < 1e-5,
-                  f"the kernel's explorer.z is the z on screen ({kernel_z[:3]}... vs {shown[:3]}...)")
+            try:
+                zs = ask_kernel(page)
+            except RuntimeError as exc:
+                check(False, f"the kernel's explorer.z is the z on screen ({exc})")
+            else:
+                same = [z for z in zs if len(z) == len(shown) and max(abs(a - b) for a, b in zip(z, shown)) < 1e-5]
+                check(bool(same), f"the kernel's explorer.z is the z on screen ({len(zs)} explorer(s) in the "
+                                  f"kernel; screen {[round(v, 3) for v in shown[:3]]}..., kernel "
+                                  f"{[[round(v, 3) for v in z[:3]] for z in zs]})")
             check(not errors, f"no JavaScript errors in JupyterLab ({errors[:2]})")
             browser.close()
     finally:
