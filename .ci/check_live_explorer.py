@@ -61,6 +61,7 @@ LAST_CELL_JS = """() => {
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 that is free now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -72,14 +73,15 @@ def start_lab(port: int, log: Path, root: Path) -> subprocess.Popen:
                "--ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=os.environ.copy())
-    for _ in range(120):
+    deadline = time.time() + 300  # a loaded CI machine can take minutes
+    while time.time() < deadline and server.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return server
         except OSError:
             time.sleep(0.5)
     server.terminate()
-    raise SystemExit(f"JupyterLab did not start; see {log}")
+    raise SystemExit(f"JupyterLab did not start (exit status {server.poll()}); see {log}")
 
 
 def kernel_zs(output: str) -> list[list[float]] | None:
@@ -108,6 +110,20 @@ def ask_kernel(page: Page) -> list[list[float]]:
         last = cell["text"].strip().splitlines()[-1:] or ["no output" + ("" if cell["done"] else " within 60 s")]
         raise RuntimeError(f"the kernel printed no z: {last[0][:200]}")
     return zs
+
+
+def run_all_cells(page: Page, tries: int = 3) -> None:
+    """Run > Run All Cells, until some cell shows it has been queued or run ("[*]" or "[1]")."""
+    started = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))"
+    for _ in range(tries):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(started, timeout=30_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")  # a menu left open
+    raise RuntimeError(f"'Run All Cells' started no cell in {tries} tries")
 
 
 def explorer_state(page: Page) -> dict | None:
@@ -159,78 +175,80 @@ def main() -> int:
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"http://127.0.0.1:{port}/lab/tree/{args.notebook}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator, "
-                                   ".jp-KernelStatus') !== null", timeout=120_000)
-            time.sleep(3)  # let the kernel connect
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            started = time.time()
-            page.wait_for_selector(".jp-OutputArea-output .vx-explorer canvas.vx-digit", timeout=args.timeout * 1000)
-            page.wait_for_function(  # every cell finished: no "[*]" prompt left
-                "() => !Array.from(document.querySelectorAll('.jp-InputPrompt')).some(e => e.innerText.includes('*'))",
-                timeout=args.timeout * 1000)
-            print(f"all cells ran in {time.time() - started:.0f} s")
-            explorer = page.locator(".jp-OutputArea-output .vx-explorer").last
-            explorer.scroll_into_view_if_needed()
-            before = explorer_state(page)
-            check(before is not None and len(set(before["image"].split(","))) > 1, "the explorer shows a decoded image")
-            explorer.screenshot(path=str(out / "explorer-before.png"))
-
-            # 1. A slider moved with the keyboard: the image and z must change at once (no kernel round trip).
-            handle = explorer.locator(".vx-slider input").first
-            # In-page timing of each key press: input event -> just after the next animation frame.
-            page.evaluate("""() => { window.__vxTimes = [];
-                const root = Array.from(document.querySelectorAll('.jp-OutputArea-output .vx-explorer')).pop();
-                root.addEventListener('input', e => { const t0 = e.timeStamp;
-                    requestAnimationFrame(() => setTimeout(() => window.__vxTimes.push(performance.now() - t0))); }); }""")
-            handle.focus()
-            for _ in range(5):
-                handle.press("ArrowRight")
-            page.wait_for_function("() => window.__vxTimes.length >= 5", timeout=10_000)
-            times = sorted(page.evaluate("() => window.__vxTimes"))
-            moved = explorer_state(page)
-            check(moved["image"] != before["image"],
-                  f"moving z1 redraws the image (five key presses; input to repaint in the page: median "
-                  f"{times[2]:.0f} ms, slowest {times[-1]:.0f} ms, no kernel round trip)")
-            check(moved["readout"] != before["readout"], f"moving z1 updates the printed z: {moved['readout'][:60]}...")
-            check(moved["sliders"][0] != before["sliders"][0],
-                  f"slider z1 moved from {float(before['sliders'][0]):.2f} to {float(moved['sliders'][0]):.2f}")
-            explorer.screenshot(path=str(out / "explorer-after-slider.png"))
-
-            # 2. "sample from the prior".
-            explorer.locator("button.vx-sample").click()
-            page.wait_for_timeout(300)
-            sampled = explorer_state(page)
-            check(sampled["readout"] != moved["readout"] and sampled["image"] != moved["image"],
-                  "'sample from the prior' draws a new z and redraws the image")
-
-            # 3. Component selector (mixture priors only).
-            selector = explorer.locator(".vx-component select, .vx-component input")
-            if selector.count():
-                if selector.evaluate("e => e.tagName") == "SELECT":
-                    selector.select_option("3")
-                else:
-                    selector.fill("3")
-                    selector.press("Enter")
-                page.wait_for_timeout(300)
-                recentred = explorer_state(page)
-                check("component 3" in recentred["readout"], f"the component selector re-centres: {recentred['readout'][-40:]}")
-                explorer.screenshot(path=str(out / "explorer-component-3.png"))
-
-            # 4. The kernel sees the z on screen: a new cell prints every explorer's z as JSON.
-            shown = [float(v) for v in explorer_state(page)["sliders"]]
             try:
-                zs = ask_kernel(page)
-            except RuntimeError as exc:
-                check(False, f"the kernel's explorer.z is the z on screen ({exc})")
-            else:
-                same = [z for z in zs if len(z) == len(shown) and max(abs(a - b) for a, b in zip(z, shown)) < 1e-5]
-                check(bool(same), f"the kernel's explorer.z is the z on screen ({len(zs)} explorer(s) in the "
-                                  f"kernel; screen {[round(v, 3) for v in shown[:3]]}..., kernel "
-                                  f"{[[round(v, 3) for v in z[:3]] for z in zs]})")
-            check(not errors, f"no JavaScript errors in JupyterLab ({errors[:2]})")
+                page.goto(f"http://127.0.0.1:{port}/lab/tree/{args.notebook}", timeout=120_000)
+                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+                # The kernel has started and is idle (the notebook toolbar's status indicator says so).
+                page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
+                started = time.time()
+                run_all_cells(page)
+                page.wait_for_selector(".jp-OutputArea-output .vx-explorer canvas.vx-digit", timeout=args.timeout * 1000)
+                page.wait_for_function(  # every cell finished: no "[*]" prompt left
+                    "() => !Array.from(document.querySelectorAll('.jp-InputPrompt')).some(e => e.innerText.includes('*'))",
+                    timeout=args.timeout * 1000)
+                print(f"all cells ran in {time.time() - started:.0f} s")
+                explorer = page.locator(".jp-OutputArea-output .vx-explorer").last
+                explorer.scroll_into_view_if_needed()
+                before = explorer_state(page)
+                check(before is not None and len(set(before["image"].split(","))) > 1, "the explorer shows a decoded image")
+                explorer.screenshot(path=str(out / "explorer-before.png"))
+
+                # 1. A slider moved with the keyboard: the image and z must change at once (no kernel round trip).
+                handle = explorer.locator(".vx-slider input").first
+                # In-page timing of each key press: input event -> just after the next animation frame.
+                page.evaluate("""() => { window.__vxTimes = [];
+                    const root = Array.from(document.querySelectorAll('.jp-OutputArea-output .vx-explorer')).pop();
+                    root.addEventListener('input', e => { const t0 = e.timeStamp;
+                        requestAnimationFrame(() => setTimeout(() => window.__vxTimes.push(performance.now() - t0))); }); }""")
+                handle.focus()
+                for _ in range(5):
+                    handle.press("ArrowRight")
+                page.wait_for_function("() => window.__vxTimes.length >= 5", timeout=10_000)
+                times = sorted(page.evaluate("() => window.__vxTimes"))
+                moved = explorer_state(page)
+                check(moved["image"] != before["image"],
+                      f"moving z1 redraws the image (five key presses; input to repaint in the page: median "
+                      f"{times[2]:.0f} ms, slowest {times[-1]:.0f} ms, no kernel round trip)")
+                check(moved["readout"] != before["readout"], f"moving z1 updates the printed z: {moved['readout'][:60]}...")
+                check(moved["sliders"][0] != before["sliders"][0],
+                      f"slider z1 moved from {float(before['sliders'][0]):.2f} to {float(moved['sliders'][0]):.2f}")
+                explorer.screenshot(path=str(out / "explorer-after-slider.png"))
+
+                # 2. "sample from the prior".
+                explorer.locator("button.vx-sample").click()
+                page.wait_for_timeout(300)
+                sampled = explorer_state(page)
+                check(sampled["readout"] != moved["readout"] and sampled["image"] != moved["image"],
+                      "'sample from the prior' draws a new z and redraws the image")
+
+                # 3. Component selector (mixture priors only).
+                selector = explorer.locator(".vx-component select, .vx-component input")
+                if selector.count():
+                    if selector.evaluate("e => e.tagName") == "SELECT":
+                        selector.select_option("3")
+                    else:
+                        selector.fill("3")
+                        selector.press("Enter")
+                    page.wait_for_timeout(300)
+                    recentred = explorer_state(page)
+                    check("component 3" in recentred["readout"], f"the component selector re-centres: {recentred['readout'][-40:]}")
+                    explorer.screenshot(path=str(out / "explorer-component-3.png"))
+
+                # 4. The kernel sees the z on screen: a new cell prints every explorer's z as JSON.
+                shown = [float(v) for v in explorer_state(page)["sliders"]]
+                try:
+                    zs = ask_kernel(page)
+                except RuntimeError as exc:
+                    check(False, f"the kernel's explorer.z is the z on screen ({exc})")
+                else:
+                    same = [z for z in zs if len(z) == len(shown) and max(abs(a - b) for a, b in zip(z, shown)) < 1e-5]
+                    check(bool(same), f"the kernel's explorer.z is the z on screen ({len(zs)} explorer(s) in the "
+                                      f"kernel; screen {[round(v, 3) for v in shown[:3]]}..., kernel "
+                                      f"{[[round(v, 3) for v in z[:3]] for z in zs]})")
+                check(not errors, f"no JavaScript errors in JupyterLab ({errors[:2]})")
+            except Exception:  # a timeout or a missing control: show what the page looked like
+                page.screenshot(path=str(out / "failure.png"), full_page=True)
+                raise
             browser.close()
     finally:
         server.terminate()

@@ -368,7 +368,8 @@ OUTPUTS_JS = r"""() => {
     const cells = [...document.querySelectorAll('div.cell')];
     const cell = el => cells.indexOf(el.closest('div.cell')) + 1;
     const inWidget = el => !!el.closest('.jupyter-widgets, .widget-output, .vx-explorer');
-    const firstLine = c => ((c.querySelector('.cell_input pre') || {}).textContent || '').trim().split('\n')[0].slice(0, 60);
+    const firstLine = c => ((c && c.querySelector('.cell_input pre') || {}).textContent || '')
+      .trim().split('\n')[0].slice(0, 60);
     const ruler = document.createElement('canvas').getContext('2d');
     const kind = p => p.closest('.stderr') ? 'stderr' : p.closest('.text_plain') ? 'text/plain'
                     : p.closest('.traceback') ? 'traceback' : 'stdout';
@@ -379,7 +380,8 @@ OUTPUTS_JS = r"""() => {
         const lines = p.textContent.replace(/\n$/, '').split('\n').map(l => l.replace(/\t/g, '        '));
         const widths = lines.map(l => ruler.measureText(l).width);
         const k = widths.indexOf(Math.max(...widths));
-        return {cell: cell(p), kind: kind(p), scroll: p.scrollWidth, client: p.clientWidth,
+        return {cell: cell(p), source: firstLine(p.closest('div.cell')), kind: kind(p),
+                scroll: p.scrollWidth, client: p.clientWidth,
                 box: p.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight),
                 line: lines[k].trim().slice(0, 50), line_width: widths[k]};
       });
@@ -389,8 +391,8 @@ OUTPUTS_JS = r"""() => {
         d.querySelector('.cell_input') && !d.querySelector('.cell_output')))
       .map(c => ({cell: cell(c), output: [...c.querySelectorAll('.cell_output')].some(visible), source: firstLine(c)}));
     const figures = [...column.querySelectorAll('.cell_output img')].filter(i => !inWidget(i) && i.naturalWidth > 0)
-      .map(i => ({src: i.src, attr: i.getAttribute('src'), cell: cell(i), natural: i.naturalWidth,
-                  rendered: i.getBoundingClientRect().width}));
+      .map(i => ({src: i.src, attr: i.getAttribute('src'), cell: cell(i), source: firstLine(i.closest('div.cell')),
+                  natural: i.naturalWidth, rendered: i.getBoundingClientRect().width}));
     return {printed, toggles, figures};
   } finally {
     closed.forEach(d => { d.open = false; });
@@ -398,12 +400,17 @@ OUTPUTS_JS = r"""() => {
 }"""
 
 
+def source_note(item: dict) -> str:
+    """The suffix naming a measured cell's first source line (to find it in its chapter), or ""."""
+    return f" [cell source starts {item['source']!r}]" if item.get("source") else ""
+
+
 def wide_output_failures(printed: list[dict]) -> list[str]:
     """Rule a: one message per printed cell output (stdout, stderr, text/plain) whose text is
     wider than its box at 1280 px, so that it is cut at the box's edge or scrolls sideways."""
     return [f"code cell {p['cell']}'s printed output ({p['kind']}) is wider than its box and scrolls: "
             f"{p['scroll']} px in {p['client']} px; widest line {p['line']!r} is {p['line_width']:.0f} px "
-            f"for {p['box']:.0f} px of text (wrap it to fit, e.g. textwrap.fill)"
+            f"for {p['box']:.0f} px of text (wrap it to fit, e.g. textwrap.fill){source_note(p)}"
             for p in printed if p["scroll"] > p["client"] + OUTPUT_SLACK_PX]
 
 
@@ -428,7 +435,7 @@ def image_bytes(src: str, origin: str, site: Path) -> bytes:
 def figure_text_failure(figure: dict, data: bytes) -> str | None:
     """Rule c for one cell-output image: why its smallest text is unknown or renders below
     MIN_TEXT_PX at its rendered scale, or None when it is readable (or the figure has no text)."""
-    where = f"figure {figure['attr']} in code cell {figure['cell']}"
+    where = f"figure {figure['attr']} in code cell {figure['cell']}{source_note(figure)}"
     try:
         texts, dpi = png_text(data), png_dpi(data)
     except ValueError as exc:
