@@ -49,10 +49,13 @@ KERNEL_Z_MARK = "VX-KERNEL-Z"
 KERNEL_Z_CODE = ("import gc, json; from vaelib.explorer import LatentExplorer; "
                  f"print('{KERNEL_Z_MARK}', json.dumps([[float(v) for v in o.z] for o in gc.get_objects() "
                  "if isinstance(o, LatentExplorer)]))")
-# The last cell's output text, and whether it has finished running (its prompt shows a number).
-LAST_CELL_JS = """() => {
-  const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');
-  const last = cells[cells.length - 1];
+# The output text of the cell whose code holds the marker, and whether it has finished running
+# (its prompt shows a number).
+KERNEL_CELL_JS = """(mark) => {
+  const last = [...document.querySelectorAll('.jp-Notebook .jp-Cell')].find(c => {
+    const editor = c.querySelector('.jp-InputArea-editor');
+    return editor && editor.innerText.includes(mark);
+  });
   if (!last) return {text: '', done: false};
   const prompt = last.querySelector('.jp-InputPrompt');
   return {text: [...last.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n'),
@@ -90,23 +93,25 @@ def kernel_zs(output: str) -> list[list[float]] | None:
     return json.loads(line.group(1)) if line else None
 
 
-def ask_kernel(page: Page) -> list[list[float]]:
+def ask_kernel(page: Page, shot: Path) -> list[list[float]]:
     """Run KERNEL_Z_CODE in a new last cell; the z of each LatentExplorer in the kernel.
-    Raises RuntimeError with the cell's output when it printed no answer (an error, a timeout)."""
+    Raises RuntimeError with the cell's output when it printed no answer (an error, a timeout);
+    a screenshot of the page is then saved as `shot`."""
     page.keyboard.press("Escape")
     page.locator(".jp-Notebook .jp-Cell").last.click()
     page.keyboard.press("Escape")
     page.keyboard.press("b")  # a new code cell below the last one
     page.keyboard.press("Enter")
     page.keyboard.insert_text(KERNEL_Z_CODE)
-    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Control+Enter")  # run it and stay (Shift+Enter would add a cell below)
     cell: dict = {"text": "", "done": False}
     deadline = time.time() + 60
     while time.time() < deadline and not cell["done"]:
         page.wait_for_timeout(200)
-        cell = page.evaluate(LAST_CELL_JS)
+        cell = page.evaluate(KERNEL_CELL_JS, KERNEL_Z_MARK)
     zs = kernel_zs(cell["text"])
     if zs is None:
+        page.screenshot(path=str(shot), full_page=True)
         last = cell["text"].strip().splitlines()[-1:] or ["no output" + ("" if cell["done"] else " within 60 s")]
         raise RuntimeError(f"the kernel printed no z: {last[0][:200]}")
     return zs
@@ -237,7 +242,7 @@ def main() -> int:
                 # 4. The kernel sees the z on screen: a new cell prints every explorer's z as JSON.
                 shown = [float(v) for v in explorer_state(page)["sliders"]]
                 try:
-                    zs = ask_kernel(page)
+                    zs = ask_kernel(page, out / "kernel-cell.png")
                 except RuntimeError as exc:
                     check(False, f"the kernel's explorer.z is the z on screen ({exc})")
                 else:
