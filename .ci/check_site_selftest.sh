@@ -139,9 +139,9 @@ nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
     v.new_code_cell("import torch\nfrom vaelib.experiments import get_experiment\nfrom vaelib.explorer import show_explorer\n"
                     # vaelib's note has 82-character lines, 18 px too wide for the output box (rule a):
                     # wrapped here at vaelib.notebook.OUTPUT_WIDTH until vaelib wraps it itself.
-                    "import textwrap, vaelib.explorer, vaelib.notebook\n"
-                    "vaelib.explorer.STATIC_NOTE = textwrap.fill(vaelib.explorer.STATIC_NOTE.replace('\\n', ' '), "
-                    "vaelib.notebook.OUTPUT_WIDTH)\n"
+                    "import textwrap\nfrom vaelib import explorer as vx, notebook\n"
+                    "note = vx.STATIC_NOTE.replace('\\n', ' ')\n"
+                    "vx.STATIC_NOTE = textwrap.fill(note, notebook.OUTPUT_WIDTH)\n"
                     "torch.manual_seed(0)\nmodel = get_experiment('mog-z2-m10').build().eval()\n"
                     "images = torch.randint(0, 256, (200, 28, 28), dtype=torch.uint8)\n"
                     "show_explorer(model, images=images, labels=torch.arange(200) % 10)",

@@ -142,7 +142,8 @@ def install(**print_figure_kwargs: Any) -> bool:
         return False
     import matplotlib
 
-    if "inline" in str(matplotlib.rcParams._get_backend_or_none() or ""):
+    backend = getattr(matplotlib.rcParams, "_get_backend_or_none", lambda: None)()  # None: not chosen yet
+    if "inline" in str(backend or ""):
         import matplotlib_inline.backend_inline  # noqa: F401  (its import sets IPython's formatters once)
     from matplotlib.figure import Figure
 
