@@ -10,6 +10,10 @@ system's headless Chromium (driven by Playwright, which downloads no browser her
 * no cell output shows a Markdown table as raw text (a "| --- |" separator row);
 * the layout at 1280 px: no display equation and no table wider than the content column (cut
   off or scrolling sideways), no cell-output figure shrunk below 70% of its width to fit it;
+* what code cells show, at 1280 px with every collapsed <details> opened: no printed output
+  (stdout, stderr, text/plain) wider than its box; no "Show code cell source" toggle (hide-input)
+  on a cell that shows no output; no cell-output figure whose smallest text renders below 8 px
+  (each PNG must carry its smallest font size, see .ci/figure_fonts.py);
 * every latent explorer (a code cell tagged latent-explorer, or any widget with a slider) has a
   static fallback: a loaded <img> and the words "Static view" in the outputs of the same code
   cell or of the next code cell (progress bars and other slider-less widgets are exempt).
@@ -46,11 +50,13 @@ from dataclasses import asdict, dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import yaml
 from playwright.sync_api import Page, Request, Route, sync_playwright
 
+from figure_fonts import FONT_KEY, NO_TEXT, png_dpi, png_text, text_px  # .ci/, next to this file
 from vaelib.explorer import decode_with_page_weights
 
 CHROMIUM = "/usr/bin/chromium"
@@ -342,6 +348,139 @@ def layout_failures(layout: dict) -> list[str]:
     return failures
 
 
+# ---- what code cells print and show (rules a-c), with every collapsed part opened --------------
+
+# a. Printed text wider than its box by more than this is cut at the box's edge or scrolls.
+OUTPUT_SLACK_PX = 2
+# c. The smallest text of a figure must render at least this tall (CSS px at 1280 px, ratio 1).
+MIN_TEXT_PX = 8.0
+# Runs in the page after LAYOUT_JS. Opens every collapsed <details> of the column (hidden code,
+# hidden outputs, dropdown solutions) so that hidden parts are laid out and measured as a reader
+# who opens them sees them, then closes them again. Returns, per code cell (1-based index among
+# the page's div.cell): a. each printed-output <pre> with its widths and widest line; b. each
+# cell whose <details> hides the source only ("Show code cell source") with whether anything
+# would be shown besides it; c. each output image with its natural and rendered widths.
+OUTPUTS_JS = r"""() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const closed = [...column.querySelectorAll('details:not([open])')];
+  closed.forEach(d => { d.open = true; });
+  try {
+    const cells = [...document.querySelectorAll('div.cell')];
+    const cell = el => cells.indexOf(el.closest('div.cell')) + 1;
+    const inWidget = el => !!el.closest('.jupyter-widgets, .widget-output, .vx-explorer');
+    const firstLine = c => ((c && c.querySelector('.cell_input pre') || {}).textContent || '')
+      .trim().split('\n')[0].slice(0, 60);
+    const ruler = document.createElement('canvas').getContext('2d');
+    const kind = p => p.closest('.stderr') ? 'stderr' : p.closest('.text_plain') ? 'text/plain'
+                    : p.closest('.traceback') ? 'traceback' : 'stdout';
+    const printed = [...column.querySelectorAll('.cell_output pre')].filter(p => !inWidget(p) && p.clientWidth > 0)
+      .map(p => {
+        const s = getComputedStyle(p);
+        ruler.font = s.font || `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+        const lines = p.textContent.replace(/\n$/, '').split('\n').map(l => l.replace(/\t/g, '        '));
+        const widths = lines.map(l => ruler.measureText(l).width);
+        const k = widths.indexOf(Math.max(...widths));
+        return {cell: cell(p), source: firstLine(p.closest('div.cell')), kind: kind(p),
+                scroll: p.scrollWidth, client: p.clientWidth,
+                box: p.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight),
+                line: lines[k].trim().slice(0, 50), line_width: widths[k]};
+      });
+    const visible = o => o.innerText.trim() !== '' || !!o.querySelector(
+      'img, svg, canvas, video, iframe, table, .jupyter-widgets, script[type="application/vnd.jupyter.widget-view+json"]');
+    const toggles = cells.filter(c => [...c.querySelectorAll('details')].some(d =>
+        d.querySelector('.cell_input') && !d.querySelector('.cell_output')))
+      .map(c => ({cell: cell(c), output: [...c.querySelectorAll('.cell_output')].some(visible), source: firstLine(c)}));
+    const figures = [...column.querySelectorAll('.cell_output img')].filter(i => !inWidget(i) && i.naturalWidth > 0)
+      .map(i => ({src: i.src, attr: i.getAttribute('src'), cell: cell(i), source: firstLine(i.closest('div.cell')),
+                  natural: i.naturalWidth, rendered: i.getBoundingClientRect().width}));
+    return {printed, toggles, figures};
+  } finally {
+    closed.forEach(d => { d.open = false; });
+  }
+}"""
+
+
+def source_note(item: dict) -> str:
+    """The suffix naming a measured cell's first source line (to find it in its chapter), or ""."""
+    return f" [cell source starts {item['source']!r}]" if item.get("source") else ""
+
+
+def wide_output_failures(printed: list[dict]) -> list[str]:
+    """Rule a: one message per printed cell output (stdout, stderr, text/plain) whose text is
+    wider than its box at 1280 px, so that it is cut at the box's edge or scrolls sideways."""
+    return [f"code cell {p['cell']}'s printed output ({p['kind']}) is wider than its box and scrolls: "
+            f"{p['scroll']} px in {p['client']} px; widest line {p['line']!r} is {p['line_width']:.0f} px "
+            f"for {p['box']:.0f} px of text (wrap it to fit, e.g. textwrap.fill){source_note(p)}"
+            for p in printed if p["scroll"] > p["client"] + OUTPUT_SLACK_PX]
+
+
+def empty_toggle_failures(toggles: list[dict]) -> list[str]:
+    """Rule b: one message per "Show code cell source" toggle (hide-input) of a cell that shows
+    no output: the reader would open a toggle for code that displays nothing."""
+    return [f"code cell {t['cell']} has a 'Show code cell source' toggle but no visible output "
+            f"(source starts {t['source']!r}): tag it remove-cell (remove-input if it shows something)"
+            for t in toggles if not t["output"]]
+
+
+def image_bytes(src: str, origin: str, site: Path) -> bytes:
+    """The bytes of an <img>'s absolute src: a data: URI, or a file of the served site."""
+    if src.startswith("data:"):
+        header, _, payload = src.partition(",")
+        return base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode("latin-1")
+    if not src.startswith(origin):
+        raise ValueError(f"not a file of this site: {src}")
+    return (site / unquote(urlsplit(src).path).lstrip("/")).read_bytes()
+
+
+def figure_text_failure(figure: dict, data: bytes) -> str | None:
+    """Rule c for one cell-output image: why its smallest text is unknown or renders below
+    MIN_TEXT_PX at its rendered scale, or None when it is readable (or the figure has no text)."""
+    where = f"figure {figure['attr']} in code cell {figure['cell']}{source_note(figure)}"
+    try:
+        texts, dpi = png_text(data), png_dpi(data)
+    except ValueError as exc:
+        return f"{where}: its smallest font size cannot be read ({exc}); show figures as matplotlib PNGs"
+    if FONT_KEY not in texts:
+        return (f"{where} does not say its smallest font size (no PNG tEXt '{FONT_KEY}'; figures must be shown "
+                f"through .ci/figure_fonts.py's install(), see .ci/README-browser.md)")
+    if texts[FONT_KEY] == NO_TEXT:
+        return None
+    if dpi is None:
+        return f"{where} has no resolution (PNG pHYs chunk), so its text size in pixels is unknown"
+    try:
+        font_pt = float(texts[FONT_KEY])
+    except ValueError:
+        return f"{where}: its '{FONT_KEY}' is not a number: {texts[FONT_KEY]!r}"
+    rendered = figure["rendered"] or figure["natural"]  # 0: not laid out (e.g. an unselected tab)
+    px = text_px(font_pt, dpi, rendered, figure["natural"])
+    if px >= MIN_TEXT_PX:
+        return None
+    return (f"{where}: its smallest text renders at {px:.1f} px, under {MIN_TEXT_PX:g} px ({font_pt:g} pt at "
+            f"{dpi:.0f} dpi, shown at {100 * rendered / figure['natural']:.0f}% of its {figure['natural']} px)")
+
+
+def small_text_failures(figures: list[dict], origin: str, site: Path) -> list[str]:
+    """Rule c: one message per cell-output image whose smallest text renders below MIN_TEXT_PX
+    at 1280 px or whose PNG does not say how large its smallest text is (.ci/figure_fonts.py)."""
+    failures = []
+    for figure in figures:
+        try:
+            data = image_bytes(figure["src"], origin, site)
+        except (OSError, ValueError) as exc:
+            failures.append(f"figure {figure['attr']} in code cell {figure['cell']} cannot be read: {exc}")
+            continue
+        failure = figure_text_failure(figure, data)
+        if failure:
+            failures.append(failure)
+    return failures
+
+
+def output_failures(found: dict, origin: str, site: Path) -> list[str]:
+    """Rules a-c on what OUTPUTS_JS measured on one page."""
+    return (wide_output_failures(found["printed"]) + empty_toggle_failures(found["toggles"])
+            + small_text_failures(found["figures"], origin, site))
+
+
 def known_upstream(url: str) -> str | None:
     """Why a failed same-site request is a known upstream bug and not this book's, or None."""
     if re.search(r"/@jupyter-widgets/([\w.-]+/)*[0-9a-f]{16,}\.(woff2?|ttf|eot|svg)$", url.split("?")[0]):
@@ -524,8 +663,8 @@ def exercise_explorer(page: Page, model_id: str, state: dict, result: PageResult
                        "next_frame": int((times[:, 2] <= 1).sum())}})
 
 
-def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None, is_notebook: bool,
-               result: PageResult) -> None:
+def check_page(page: Page, name: str, origin: str, site: Path, out: Path, colab: str | None,
+               is_notebook: bool, result: PageResult) -> None:
     """Load one page, run every check on it and save its screenshot; failures go to `result`."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"JavaScript error: {exc}"))
@@ -568,6 +707,7 @@ def check_page(page: Page, name: str, origin: str, out: Path, colab: str | None,
         result.failures.append(f"{len(leaked)} cell output(s) show a raw Markdown table, first: "
                                f"{leaked[0].strip().splitlines()[0][:80]!r}")
     result.failures += layout_failures(page.evaluate(LAYOUT_JS))
+    result.failures += output_failures(page.evaluate(OUTPUTS_JS), origin, site)
     for w in (w for w in found["widgets"] if w["explorer"]):
         if not w["widget"]:
             result.failures.append(f"code cell {w['cell']} is tagged latent-explorer but shows no widget")
@@ -614,7 +754,7 @@ def check_site(site: Path, node_modules: Path, out: Path, toc: Path, config: Pat
                 page = context.new_page()
                 page.route("**/*", route_handler(result, origin, node_modules))
                 try:
-                    check_page(page, name, origin, out, colab, (toc.parent / f"{name}.ipynb").is_file(), result)
+                    check_page(page, name, origin, site, out, colab, (toc.parent / f"{name}.ipynb").is_file(), result)
                 except Exception as exc:  # a timeout or crash on one page must not hide the others
                     result.failures.append(f"check crashed: {type(exc).__name__}: {exc}")
                 finally:

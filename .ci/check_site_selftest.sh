@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Shows that .ci/check_site.py passes a good site and fails a broken one.
 # Builds a tiny Jupyter Book in a temporary folder (nothing is written to the repository):
-#   intro.md (markdown), book/maths.ipynb (display maths + a matplotlib figure),
+#   intro.md (markdown), book/maths.ipynb (display maths, a theorem with its proof, an exercise
+#   with a dropdown solution, a matplotlib figure, a hidden-source cell that prints a short line),
 #   book/explorer.ipynb (a tqdm progress bar, a plain slider tagged latent-explorer with its
 #   static view, and vaelib's latent explorer of a small untrained mixture-prior VAE with z = 2)
-# then runs the check on: the good site (must pass) and nine broken copies (must fail):
+# Their figures go through .ci/figure_fonts.py's install() (a first cell tagged remove-cell), so
+# each PNG says its smallest font size.
+# then runs the check on: the good site (must pass) and thirteen broken copies (must fail):
 #   a) a figure PNG deleted from _images      -> "image did not load: ../_images/<file>"
 #   b) node_modules without mathjax           -> "maths not typeset"
 #   c) the explorer's static figure deleted   -> "has no static fallback"
@@ -19,6 +22,10 @@
 #   h) a matplotlib figure of figsize=(20, 3) that max-width:100% shrinks -> "figure shrunk to"
 #   i) a Markdown table of twelve wide columns -> "table is wider than its column, cut off"
 #   j) a code cell with a 170-character line -> "code cell 1's source is wider than its box"
+#   k) a cell that prints a 150-character line -> "printed output (stdout) is wider than its box"
+#   l) a hide-input cell that shows nothing    -> "has a 'Show code cell source' toggle but no visible output"
+#   m) a figure with 4-point tick labels       -> "smallest text renders at"
+#   n) a figure shown without install()        -> "does not say its smallest font size"
 # (the good book's intro has a table, and its maths page an equation and a figure, that fit).
 # Usage: .ci/check_site_selftest.sh   (env: PYTHON with jupyter-book + playwright, default the
 # python on PATH; NODE_MODULES to reuse an npm folder; KEEP=1 keeps the work folder)
@@ -50,8 +57,9 @@ launch_buttons:
   colab_url: https://colab.research.google.com
   notebook_interface: classic
 parse:
-  myst_enable_extensions: [amsmath, dollarmath]
+  myst_enable_extensions: [amsmath, colon_fence, dollarmath]
 sphinx:
+  extra_extensions: [sphinx_exercise, sphinx_proof]
   local_extensions:
     dedupe_scripts: $EXT_DIR
     mathjax2_bridge: $EXT_DIR
@@ -75,25 +83,65 @@ chapters:
   - file: book/explorer
 EOF
 printf '# Self-test book\n\nA markdown page: no maths, no figure, a table that fits.\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n' > intro.md
-"$PYTHON" - <<'EOF'
+CI_DIR="$(dirname "$CHECK")" "$PYTHON" - <<'EOF'
+import os
 import nbformat as nbf
 v = nbf.v4
 kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
 figure = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\nax.{}\nplt.show()"
+# What vaelib.notebook.setup() is to do for the chapters: figures say their smallest font size.
+fonts = v.new_code_cell(f"import sys\nsys.path.insert(0, {os.environ['CI_DIR']!r})\nimport figure_fonts\n"
+                        "assert figure_fonts.install()", metadata={"tags": ["remove-cell"]})
+theory = """# Maths and a figure
+
+$$ e^{i\\pi}+1=0 $$
+
+and inline $a^2$.
+
+:::{prf:theorem} Jensen
+:label: thm-jensen
+
+For a concave $f$, $\\mathbb{E}[f(X)] \\le f(\\mathbb{E}[X])$.
+:::
+
+:::{prf:proof}
+A tangent line at $\\mathbb{E}[X]$ lies above $f$; take expectations.
+:::
+
+:::{exercise}
+:label: ex-log
+
+Apply {prf:ref}`thm-jensen` to $\\log$.
+:::
+
+:::{solution} ex-log
+:class: dropdown
+
+$\\mathbb{E}[\\log X] \\le \\log \\mathbb{E}[X]$.
+:::
+"""
 nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
-    v.new_markdown_cell("# Maths and a figure\n\n$$ e^{i\\pi}+1=0 $$\n\nand inline $a^2$."),
+    fonts,
+    v.new_markdown_cell(theory),
     v.new_code_cell(figure.format("plot([0, 1], [0, 1])")),
+    v.new_code_cell("print('a short line')", metadata={"tags": ["hide-input"]}),
 ]), "book/maths.ipynb")
 nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
+    fonts,
     v.new_markdown_cell("# An explorer"),
     v.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3)):\n    pass"),
     v.new_code_cell("import ipywidgets as w\nw.VBox([w.FloatSlider(description='z1'), w.FloatSlider(description='z2')])",
                     metadata={"tags": ["latent-explorer"]}),
-    v.new_code_cell("print('Static view: each row sweeps one latent dimension. For live sliders, open this '\n"
+    v.new_code_cell("print('Static view: each row sweeps one latent dimension.\\nFor live sliders, open this '\n"
                     "      'page on Colab with the rocket button at the top.')\n" + figure.format("imshow([[0, 1], [1, 0]])"),
                     metadata={"tags": ["latent-explorer-static"]}),
     v.new_markdown_cell("vaelib's explorer: its decoder runs in the page."),
     v.new_code_cell("import torch\nfrom vaelib.experiments import get_experiment\nfrom vaelib.explorer import show_explorer\n"
+                    # vaelib's note has 82-character lines, 18 px too wide for the output box (rule a):
+                    # wrapped here at vaelib.notebook.OUTPUT_WIDTH until vaelib wraps it itself.
+                    "import textwrap\nfrom vaelib import explorer as vx, notebook\n"
+                    "note = vx.STATIC_NOTE.replace('\\n', ' ')\n"
+                    "vx.STATIC_NOTE = textwrap.fill(note, notebook.OUTPUT_WIDTH)\n"
                     "torch.manual_seed(0)\nmodel = get_experiment('mog-z2-m10').build().eval()\n"
                     "images = torch.randint(0, 256, (200, 28, 28), dtype=torch.uint8)\n"
                     "show_explorer(model, images=images, labels=torch.arange(200) % 10)",
@@ -170,7 +218,7 @@ page.write_text(html[:match.start(2)] + json.dumps(state) + html[match.end(2):])
 EOF
 expect f-explorer-image-frozen 1 "the image did not change" "$F" "$NODE_MODULES"
 
-# g-i) layout: the book's config and intro with one page per defect (no explorer page, so the
+# g-n) layout: the book's config and intro with one page per defect (no explorer page, so the
 # build is quick). Each case checks the intro and its own page, from a _toc-<page>.yml next to
 # the book's _toc.yml (the check finds the page's .ipynb, for the Colab link, next to the toc).
 LAYOUT="$WORK/book-layout"
@@ -183,10 +231,24 @@ terms=$(for k in $(seq 14); do printf '\\pi_{%d}\\,\\mathcal{N}(z;\\mu_{%d},\\si
 printf '# A wide equation\n\n$$\np(z) = %s\\cdots\n$$ (wide-sum)\n' "$terms" > book/wide_equation.md
 printf '# A wide table\n\n%s|\n%s|\n%s|\n' "$(printf '| a long column heading %d ' $(seq 12))" \
     "$(printf '| --- %.0s' $(seq 12))" "$(printf '| 0.123456789 %.0s' $(seq 12))" > book/wide_table.md
-"$PYTHON" - <<'EOF'
+CI_DIR="$(dirname "$CHECK")" "$PYTHON" - <<'EOF'
+import os
 import nbformat as nbf
 v = nbf.v4
-nbf.write(v.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, cells=[
+kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+fonts = v.new_code_cell(f"import sys\nsys.path.insert(0, {os.environ['CI_DIR']!r})\nimport figure_fonts\n"
+                        "assert figure_fonts.install()", metadata={"tags": ["remove-cell"]})
+small = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\nax.plot(range(10))\n{}plt.show()"
+pages = {
+    "wide_output": [v.new_code_cell("print('a printed line far longer than any output box can show, ' * 3)")],
+    "empty_toggle": [v.new_code_cell("x = 1", metadata={"tags": ["hide-input"]})],
+    "small_text": [fonts, v.new_code_cell(small.format("ax.tick_params(labelsize=4)\n"))],
+    "no_font_size": [v.new_code_cell(small.format(""))],
+}
+for page, cells in pages.items():
+    nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[v.new_markdown_cell(f"# {page}"), *cells]),
+              f"book/{page}.ipynb")
+nbf.write(v.new_notebook(metadata={"kernelspec": kernel}, cells=[
     v.new_markdown_cell("# A wide figure"),
     v.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(20, 3))\nax.plot(range(10))\nplt.show()"),
 ]), "book/wide_figure.ipynb")
@@ -195,7 +257,7 @@ nbf.write(v.new_notebook(metadata={"kernelspec": {"name": "python3", "display_na
     v.new_code_cell("total = 0\nfor i in range(3): total += i  # " + "a comment far longer than any code box can show, " * 3),
 ]), "book/wide_code.ipynb")
 EOF
-PAGES=(wide_equation wide_figure wide_table wide_code)
+PAGES=(wide_equation wide_figure wide_table wide_code wide_output empty_toggle small_text no_font_size)
 { printf 'format: jb-book\nroot: intro\nchapters:\n'; printf '  - file: book/%s\n' "${PAGES[@]}"; } > _toc.yml
 for page in "${PAGES[@]}"; do printf 'format: jb-book\nroot: intro\nchapters:\n  - file: book/%s\n' "$page" > "_toc-$page.yml"; done
 echo "== building the layout test book in $LAYOUT"
@@ -206,6 +268,13 @@ expect g-wide-equation 1 "display equation (1) #equation-wide-sum is wider than 
 expect h-shrunken-figure 1 "figure shrunk to" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_figure.yml"
 expect i-wide-table 1 "table is wider than its column, cut off" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_table.yml"
 expect j-wide-code 1 "code cell 1's source is wider than its box" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_code.yml"
+expect k-wide-output 1 "code cell 1's printed output (stdout) is wider than its box" \
+    "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-wide_output.yml"
+expect l-empty-toggle 1 "code cell 1 has a 'Show code cell source' toggle but no visible output" \
+    "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-empty_toggle.yml"
+expect m-small-text 1 "its smallest text renders at" "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-small_text.yml"
+expect n-no-font-size 1 "does not say its smallest font size" \
+    "$LAYOUT/_build/html" "$NODE_MODULES" "$LAYOUT/_toc-no_font_size.yml"
 
 [ "$status" = 0 ] && echo "self-test passed: the check passes the good site and fails each broken one" \
                   || echo "self-test FAILED"
