@@ -13,7 +13,7 @@ system's headless Chromium (driven by Playwright, which downloads no browser her
 * what code cells show, at 1280 px with every collapsed <details> opened: no printed output
   (stdout, stderr, text/plain) wider than its box; no "Show code cell source" toggle (hide-input)
   on a cell that shows no output; no cell-output figure whose smallest text renders below 8 px
-  (each PNG must carry its smallest font size, see .ci/figure_fonts.py);
+  (each PNG must carry its smallest font size, see vaelib/figure_fonts.py);
 * every latent explorer (a code cell tagged latent-explorer, or any widget with a slider) has a
   static fallback: a loaded <img> and the words "Static view" in the outputs of the same code
   cell or of the next code cell (progress bars and other slider-less widgets are exempt).
@@ -56,7 +56,7 @@ import numpy as np
 import yaml
 from playwright.sync_api import Page, Request, Route, sync_playwright
 
-from figure_fonts import FONT_KEY, NO_TEXT, png_dpi, png_text, text_px  # .ci/, next to this file
+from vaelib.figure_fonts import FONT_KEY, NO_TEXT, png_dpi, png_text, text_px
 from vaelib.explorer import decode_with_page_weights
 
 CHROMIUM = "/usr/bin/chromium"
@@ -442,7 +442,7 @@ def figure_text_failure(figure: dict, data: bytes) -> str | None:
         return f"{where}: its smallest font size cannot be read ({exc}); show figures as matplotlib PNGs"
     if FONT_KEY not in texts:
         return (f"{where} does not say its smallest font size (no PNG tEXt '{FONT_KEY}'; figures must be shown "
-                f"through .ci/figure_fonts.py's install(), see .ci/README-browser.md)")
+                f"through vaelib/figure_fonts.py's install(), see .ci/README-browser.md)")
     if texts[FONT_KEY] == NO_TEXT:
         return None
     if dpi is None:
@@ -461,7 +461,7 @@ def figure_text_failure(figure: dict, data: bytes) -> str | None:
 
 def small_text_failures(figures: list[dict], origin: str, site: Path) -> list[str]:
     """Rule c: one message per cell-output image whose smallest text renders below MIN_TEXT_PX
-    at 1280 px or whose PNG does not say how large its smallest text is (.ci/figure_fonts.py)."""
+    at 1280 px or whose PNG does not say how large its smallest text is (vaelib/figure_fonts.py)."""
     failures = []
     for figure in figures:
         try:

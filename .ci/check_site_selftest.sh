@@ -5,7 +5,7 @@
 #   with a dropdown solution, a matplotlib figure, a hidden-source cell that prints a short line),
 #   book/explorer.ipynb (a tqdm progress bar, a plain slider tagged latent-explorer with its
 #   static view, and vaelib's latent explorer of a small untrained mixture-prior VAE with z = 2)
-# Their figures go through .ci/figure_fonts.py's install() (a first cell tagged remove-cell), so
+# Their figures go through vaelib/figure_fonts.py's install() (a first cell tagged remove-cell), so
 # each PNG says its smallest font size.
 # then runs the check on: the good site (must pass) and thirteen broken copies (must fail):
 #   a) a figure PNG deleted from _images      -> "image did not load: ../_images/<file>"
@@ -90,8 +90,8 @@ v = nbf.v4
 kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
 figure = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\nax.{}\nplt.show()"
 # What vaelib.notebook.setup() is to do for the chapters: figures say their smallest font size.
-fonts = v.new_code_cell(f"import sys\nsys.path.insert(0, {os.environ['CI_DIR']!r})\nimport figure_fonts\n"
-                        "assert figure_fonts.install()", metadata={"tags": ["remove-cell"]})
+fonts = v.new_code_cell("from vaelib import figure_fonts\nassert figure_fonts.install()",
+                        metadata={"tags": ["remove-cell"]})
 theory = """# Maths and a figure
 
 $$ e^{i\\pi}+1=0 $$
@@ -236,8 +236,8 @@ import os
 import nbformat as nbf
 v = nbf.v4
 kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
-fonts = v.new_code_cell(f"import sys\nsys.path.insert(0, {os.environ['CI_DIR']!r})\nimport figure_fonts\n"
-                        "assert figure_fonts.install()", metadata={"tags": ["remove-cell"]})
+fonts = v.new_code_cell("from vaelib import figure_fonts\nassert figure_fonts.install()",
+                        metadata={"tags": ["remove-cell"]})
 small = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(3, 2))\nax.plot(range(10))\n{}plt.show()"
 pages = {
     "wide_output": [v.new_code_cell("print('a printed line far longer than any output box can show, ' * 3)")],

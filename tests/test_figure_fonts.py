@@ -1,4 +1,4 @@
-"""The figures' smallest-text record (.ci/figure_fonts.py) and how the browser check judges it
+"""The figures' smallest-text record (vaelib/figure_fonts.py) and how the browser check judges it
 (.ci/check_site.py's rule c), on PNGs rendered here with matplotlib's Agg backend."""
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-CI = Path(__file__).resolve().parent.parent / ".ci"
-sys.path.insert(0, str(CI))
-figure_fonts = importlib.import_module("figure_fonts")
+from vaelib import figure_fonts  # noqa: E402
 
 
 def small_figure(labelsize: float, dpi: float = 90) -> plt.Figure:
@@ -82,6 +80,7 @@ def test_text_px_scales_points_by_dpi_and_rendered_width() -> None:
 def check_site():
     """.ci/check_site.py as a module (it needs playwright, as CI's requirements install)."""
     pytest.importorskip("playwright")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / ".ci"))
     return importlib.import_module("check_site")
 
 
