@@ -23,7 +23,7 @@ import torch
 
 from vaelib.data import load_dataset, their_binary_test_set
 from vaelib.evaluate import iw_log_likelihood_of_inputs
-from vaelib.runs import write_json_atomically
+from vaelib.files import write_json_atomically
 from vaelib.reference import load_run, reference_dir, save_per_image_log_px
 
 THEIRS_FILE = "iw_log_px_theirs.pt"
