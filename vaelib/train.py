@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .checkpoint import CheckpointError, load_checkpoint, load_model_state, load_optimizer_state, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .checks import check_int, check_one_of, check_positive_int, check_positive_number, check_probability, check_seed
 from .data import binarize_dynamic, binarize_static, check_images, to_unit_float
 from .denormals import flushed_denormals
@@ -386,7 +386,14 @@ def _resume(checkpoint: str | Path, identity: dict, model: VAE, optimizer: torch
     if state.get("finished"):  # stopped early: "model" already holds the best weights
         run.finished = True
         return run
-    load_optimizer_state(optimizer, state, checkpoint)
+    if not isinstance(state.get("optimizer"), dict):
+        raise CheckpointError(f"{checkpoint} is unfinished but has no optimiser state to resume from; "
+                              "move it away or retrain")
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{checkpoint} is unfinished but its optimiser state does not fit the model ({exc}); "
+                              "move it away or retrain") from None
     if run.stopper is not None:
         run.stopper, run.best_weights = EarlyStopping(**state["early_stopping"]), state["best_model"]
     return run

@@ -19,7 +19,7 @@ from .data import load_dataset
 from .experiments import Experiment, Profile, get_experiment, resolve_profile
 from .model import VAE
 from .reference import load_reference
-from .runs import CHECKPOINT, METRICS, RunFolderError, choose_run_dir, identity_key, run_lock
+from .runs import CHECKPOINT, METRICS, choose_run_dir, identity_key, run_lock
 from .settings import cache_root, resolve_device, retrain_requested
 from .train import History, TrainConfig, checkpoint_history, fit
 
@@ -103,8 +103,6 @@ def _load_or_train(experiment: Experiment, profile: Profile, seed: int, identity
                    device: torch.device, progress: bool, retrain: bool) -> tuple[VAE, History]:
     """Inside the run folder's lock: the finished run there, else a model trained (or resumed) there."""
     path, config = folder / CHECKPOINT, experiment.train_config(profile, seed)
-    if path.exists() and not path.is_file():
-        raise RunFolderError(f"{path} is not a file; move it away so the run can be written there")
     if path.is_file() and retrain:
         path.unlink()  # the run of this very identity (choose_run_dir never returns another's folder)
         (folder / METRICS).unlink(missing_ok=True)  # it described the run just replaced
