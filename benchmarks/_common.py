@@ -16,17 +16,7 @@ from typing import Callable
 
 import torch
 
-
-def cpu_name() -> str:
-    """The CPU model as the kernel reports it (platform.processor() is often empty on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from vaelib.settings import cpu_name
 
 
 def device_name(device: torch.device) -> str:

@@ -30,7 +30,8 @@ import torch
 from _common import benchmark_devices, fmt_seconds, median, mnist_test_images, mnist_train_images, print_header
 from vaelib.checkpoint import CheckpointError, load_checkpoint
 from vaelib.distributions import mixture_kl_approx
-from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment, load_data_for, run_dir
+from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment
+from vaelib.trained import load_data_for, run_dir
 from vaelib.priors import GaussianMixture
 from vaelib.train import TrainConfig, fit
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from ipywidgets.embed import embed_data
 
-from vaelib.checkpoint import load_checkpoint
+from vaelib.checkpoint import load_checkpoint, load_model_state
 from vaelib.data import load_dataset
-from vaelib.experiments import get_experiment, get_or_train
+from vaelib.experiments import get_experiment
 from vaelib.explorer import decode_with_page_weights, latent_explorer
-from vaelib.runs import load_model_state
+from vaelib.trained import get_or_train
 
 
 def load(name: str, profile: str, checkpoint: Path | None) -> torch.nn.Module:

@@ -24,7 +24,7 @@ import torch
 from _common import cpu_name
 from vaelib.data import load_dataset, their_binary_test_set
 from vaelib.evaluate import iw_log_likelihood_of_inputs
-from vaelib.runs import write_json_atomically
+from vaelib.files import write_json_atomically
 from vaelib.reference import _git_commit, load_run, reference_dir, save_per_image_log_px
 
 THEIRS_FILE = "iw_log_px_theirs.pt"

@@ -72,8 +72,8 @@ def test_a_few_training_steps_lower_the_loss(prior):
 def test_bad_prior_is_refused():
     with pytest.raises(TypeError, match="prior must be a vaelib.priors.Prior"):
         cifar_vae(4, prior="mog")
-    with pytest.raises(ValueError, match="output_dim must be a positive integer"):
-        GaussianDecoder(4, 16, 0)
+    with pytest.raises(ValueError, match="hidden_dim must be a positive integer, got 0"):
+        cifar_vae(4, hidden_dim=0)
 
 
 class _Offline:

@@ -309,12 +309,19 @@ def test_the_process_exits_with_status_2_and_one_line(tmp_path):
     assert not (tmp_path / "folder.png").exists() and not (tmp_path / "cache").exists()
 
 
+def test_a_reader_that_closes_the_pipe_ends_the_cli_quietly():
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "vaelib", "list"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `python -m vaelib list | head -0` does, before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and err == "", err  # 128 + SIGPIPE, as Unix tools end
+
+
 def test_temporary_files_of_a_killed_run_are_removed_when_the_run_is_next_used(out, capsys):
     folder = out / "vae-z2" / "seed-0"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stamp = time.time() - 300
-    left = [folder / f".checkpoint.pt.{dead.pid}.k1ll3d.tmp", folder / f".metrics.json.{dead.pid}.k1ll3d.tmp"]
+    stamp = time.time() - 2 * files.STALE_TEMP_SECONDS  # a writer killed two hours ago
+    left = [folder / ".checkpoint.pt.123.k1ll3d.tmp", folder / ".metrics.json.123.k1ll3d.tmp"]
     for path in left:
         path.write_bytes(b"\0" * 1000)
         os.utime(path, (stamp, stamp))

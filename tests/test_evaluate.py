@@ -114,7 +114,7 @@ def test_a_bad_number_of_samples_is_refused(k):
 
 @pytest.mark.parametrize("settings", [dict(batch_size=0), dict(max_rows=0), dict(max_rows=-8)])
 def test_bad_chunk_settings_are_refused(settings):
-    with pytest.raises(ValueError, match="batch_size and max_rows must be positive"):
+    with pytest.raises(ValueError, match="(batch_size|max_rows) must be a positive integer"):
         iw_log_likelihood(tiny_vae(), uint8_images(2), k=4, **settings)
 
 

@@ -18,11 +18,13 @@ import torch
 
 from vaelib import __main__ as cli
 from vaelib.checkpoint import load_checkpoint
-from vaelib.experiments import (EXPERIMENTS, MODEL_BUILDERS, PROFILES, cache_root, chapter_6_profile, get_experiment,
-                                get_or_train, resolve_profile, run_dir, with_epochs, with_train_subset)
+from vaelib.experiments import (EXPERIMENTS, MODEL_BUILDERS, PROFILES, chapter_6_profile, get_experiment, resolve_profile,
+                                with_epochs, with_train_subset)
 from vaelib.mixture_posterior import MixturePosteriorVAE
 from vaelib.priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
 from vaelib.runs import identity_key, read_metrics, update_metrics
+from vaelib.settings import cache_root
+from vaelib.trained import get_or_train, run_dir
 
 REPO = str(Path(__file__).resolve().parents[1])
 
@@ -75,7 +77,7 @@ def test_budget_variants_of_a_profile_get_their_own_cache(runs):
     assert (short.epochs, short.train_subset) == (5, cpu.train_subset)
     dirs = {run_dir("vae-z10", p) for p in (cpu, half, short)}
     assert len(dirs) == 3
-    with pytest.raises(ValueError, match="n_images must be positive"):
+    with pytest.raises(ValueError, match="n_images must be a positive integer, got 0"):
         with_train_subset(cpu, 0)
 
 
@@ -257,11 +259,11 @@ def test_cli_bad_arguments_give_one_clear_line(argv, message, capsys, runs):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["evaluate", "vae-z2", "--iw-samples", "0"], "argument --iw-samples: must be a positive whole number, got 0"),
-        (["evaluate", "vae-z2", "--images", "0"], "argument --images: must be a positive whole number, got 0"),
-        (["evaluate", "vae-z2", "--images", "-9990"], "argument --images: must be a positive whole number"),
-        (["sample", "vae-z2", "--n", "-1"], "argument --n: must be a positive whole number, got -1"),
-        (["sample", "vae-z2", "--model-seed", "-1"], "argument --model-seed: seed must be a whole number in [0, 2**63)"),
+        (["evaluate", "vae-z2", "--iw-samples", "0"], "argument --iw-samples: must be a positive integer, got 0"),
+        (["evaluate", "vae-z2", "--images", "0"], "argument --images: must be a positive integer, got 0"),
+        (["evaluate", "vae-z2", "--images", "-9990"], "argument --images: must be a positive integer"),
+        (["sample", "vae-z2", "--n", "-1"], "argument --n: must be a positive integer, got -1"),
+        (["sample", "vae-z2", "--model-seed", "-1"], "argument --model-seed: must be an integer in [0, 2**63)"),
     ],
 )
 def test_cli_bad_numbers_are_refused_by_the_parser(argv, message, capsys, runs):

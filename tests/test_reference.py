@@ -7,8 +7,9 @@ import torch
 
 from vaelib import reference
 from vaelib.data import load_dataset
-from vaelib.experiments import PROFILES, get_experiment, get_or_train
-from vaelib.train import EarlyStopping
+from vaelib.experiments import PROFILES, get_experiment
+from vaelib.trained import get_or_train
+from vaelib.train import EarlyStopping, History, StoppingPoint
 
 NAMES = reference.available("full")
 # Every committed run, of every profile: the original protocol's and the Tomczak & Welling rows.
@@ -47,7 +48,7 @@ def test_reference_weights_reproduce_their_recorded_elbo(profile, name, test_ima
     if config.early_stopping_patience is None:
         assert run.history.epoch[-1] == PROFILES[profile].epochs
     else:  # a finished early-stopped run: its stopping rule, replayed, ends where training ended
-        stop = reference.stopping_point(run.history)
+        stop = run.history.stopping_point()
         stopper = EarlyStopping(config.early_stopping_patience, config.kl_warmup_epochs)
         for epoch, valid in zip(run.history.epoch, run.history.valid_neg_elbo):
             assert not stopper.stopped, f"{name}: trained on after the stopping rule fired"
@@ -86,9 +87,7 @@ def test_a_reference_of_another_identity_is_not_used(tmp_path, monkeypatch):
 
 
 def test_the_stopping_point_is_the_first_lowest_validation_epoch():
-    from vaelib.train import History
-
     history = History(epoch=[1, 2, 3, 4, 5, 6], valid_neg_elbo=[9.0, 7.0, 6.5, 6.5, 6.8, 7.1])
-    assert reference.stopping_point(history) == reference.StoppingPoint(best=3, last=6, best_valid_neg_elbo=6.5)
+    assert history.stopping_point() == StoppingPoint(best=3, last=6, best_valid_neg_elbo=6.5)
     with pytest.raises(ValueError, match="no validation ELBO"):
-        reference.stopping_point(History(epoch=[1, 2], valid_neg_elbo=[float("nan")] * 2))
+        History(epoch=[1, 2], valid_neg_elbo=[float("nan")] * 2).stopping_point()

@@ -85,7 +85,7 @@ def test_bad_training_inputs_are_refused():
         fit(model, torch.zeros(10, 20, 20, dtype=torch.uint8), TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="non-empty"):
         fit(model, torch.zeros(0, 28, 28, dtype=torch.uint8), TrainConfig(epochs=1), progress=False)
-    with pytest.raises(ValueError, match="epochs must be a positive whole number"):
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="unknown binarization"):
         TrainConfig(binarization="otsu")

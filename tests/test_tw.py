@@ -13,7 +13,8 @@ from test_train import prototype_images
 from vaelib.checkpoint import load_checkpoint
 from vaelib.data import binarize_static
 from vaelib.evaluate import evaluate_elbo
-from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment, get_or_train, with_epochs, with_train_subset
+from vaelib.experiments import EXPERIMENTS, PROFILES, get_experiment, with_epochs, with_train_subset
+from vaelib.trained import get_or_train
 from vaelib.nets import GatedBernoulliDecoder, GatedDense, GatedEncoder
 from vaelib.priors import GaussianMixture, StandardNormal, VampPrior
 from vaelib.train import EarlyStopping, TrainConfig, _epoch_seed, fit

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import platform
 import sys
 import time
@@ -27,26 +27,16 @@ import torch
 
 from . import __version__
 from .checkpoint import CheckpointError
+from .checks import check_positive_int, check_seed
 from .data import DataSourceError
-from .experiments import EXPERIMENTS, PROFILES, get_or_train, resolve_device, resolve_profile
+from .experiments import EXPERIMENTS, PROFILES, get_experiment, resolve_profile
 from .files import WriteError, check_output_file, describe_os_error
 from .reference import (PER_IMAGE_FILE, WEIGHTS, available, export_reference, read_reference_metrics,
                         save_per_image_log_px)
 from .runs import METRICS, read_metrics, update_metrics
-from .train import TrainingDiverged, check_seed
-
-
-def _cpu_name() -> str:
-    """'cpu (model name, N threads)' from /proc/cpuinfo where there is one."""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu ({model or 'unknown model'}, {torch.get_num_threads()} torch threads)"
+from .settings import cpu_name, resolve_device
+from .train import TrainingDiverged
+from .trained import get_or_train
 
 
 def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
@@ -56,7 +46,8 @@ def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
         "vaelib": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else f"cpu ({cpu_name()}, {torch.get_num_threads()} torch threads)"),
     }
 
 
@@ -133,39 +124,34 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export_reference(args: argparse.Namespace) -> int:
-    from .experiments import runs_base
-    from .runs import choose_run_dir, read_metrics
-
     run = get_or_train(args.name, args.profile, out=args.out, device="cpu", seed=0, progress=False)
     if run.checkpoint.name == WEIGHTS:
         raise ValueError(f"{args.name} under {run.profile.name} already is a reference run: {run.checkpoint.parent}")
-    folder = choose_run_dir(runs_base(args.name, run.profile, args.out), 0, run.identity)
-    metrics = read_metrics(folder / "metrics.json")
+    folder = run.checkpoint.parent
+    metrics = read_metrics(folder / METRICS)
     if "test_nll" not in metrics:
         raise ValueError(f"{folder} has no evaluation yet: run `python -m vaelib evaluate {args.name}` first")
     print(export_reference(run, metrics))
     return 0
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    try:
-        return check_seed(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _checked_int(check):
+    """An argparse type: the text as an integer, passed through `check` (a `vaelib.checks` function)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        try:
+            return check(value, "")  # argparse names the option: "argument --n: must be ..."
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
-    return value
+_seed, _positive = _checked_int(check_seed), _checked_int(check_positive_int)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,17 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         try:
-            if getattr(args, "name", None) is not None and args.name not in EXPERIMENTS:
-                known = ", ".join(sorted(EXPERIMENTS))
-                raise ValueError(f"unknown experiment {args.name!r}; known: {known}")
+            if getattr(args, "name", None) is not None:
+                get_experiment(args.name)
             if getattr(args, "profile", None) is not None:
                 resolve_profile(args.profile)
             if getattr(args, "device", None) is not None:
                 resolve_device(args.device)
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # a reader that went away shows here, inside this try
+            return status
         except (ValueError, TypeError, CheckpointError, DataSourceError, TrainingDiverged, WriteError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # the reader went away (`python -m vaelib list | head -1`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            return 141  # 128 + SIGPIPE: what a Unix tool that the closed pipe stopped reports
         except OSError as exc:  # any other file-system failure: one line, not a traceback
             where = f" ({exc.filename})" if exc.filename else ""
             print(f"error: {describe_os_error(exc)}{where}; check the free space and permissions there", file=sys.stderr)

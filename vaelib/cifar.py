@@ -11,7 +11,6 @@ feeds the pixels as floats in [0, 1].
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_positive_int
 from .data import DataSourceError
 from .model import VAE
 from .nets import GaussianEncoder
 from .priors import Prior, StandardNormal
+from .settings import data_root
 
 CIFAR_DIM = 3 * 32 * 32
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -40,8 +41,7 @@ class CifarSplits:
 
 def default_root() -> Path:
     """Where the download goes: $VAELIB_DATA/cifar10, else ~/.cache/vaelib/data/cifar10."""
-    base = os.environ.get("VAELIB_DATA") or Path.home() / ".cache" / "vaelib" / "data"
-    return Path(base) / "cifar10"
+    return data_root() / "cifar10"
 
 
 # How the message names the default folder: as the reader sets it, not as this machine expands it.
@@ -107,9 +107,6 @@ class GaussianDecoder(nn.Module):
         init_log_scale: float = math.log(0.2), min_log_scale: float = math.log(1e-3),
     ) -> None:
         super().__init__()
-        for name, value in (("latent_dim", latent_dim), ("hidden_dim", hidden_dim), ("output_dim", output_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not init_log_scale > min_log_scale:
             raise ValueError(f"init_log_scale ({init_log_scale}) must exceed min_log_scale ({min_log_scale})")
         self.latent_dim, self.output_dim, self.min_log_scale = latent_dim, output_dim, min_log_scale
@@ -138,6 +135,8 @@ class GaussianDecoder(nn.Module):
 
 def cifar_vae(latent_dim: int = 32, prior: Prior | None = None, hidden_dim: int = 512) -> VAE:
     """An MLP VAE for flattened 32x32 colour images: Gaussian encoder, `GaussianDecoder`, `prior` (default N(0, I))."""
+    check_positive_int(latent_dim, "latent_dim")
+    check_positive_int(hidden_dim, "hidden_dim")
     prior = prior if prior is not None else StandardNormal(latent_dim)
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be a vaelib.priors.Prior, got {type(prior).__name__}")

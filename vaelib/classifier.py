@@ -24,8 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import binarize_dynamic, check_images, to_unit_float
-from .experiments import Profile, cache_root, resolve_device, resolve_profile
+from .checks import check_positive_int, check_positive_number, check_probability
+from .data import binarize_dynamic, check_images, load_dataset, to_unit_float
+from .experiments import Profile, resolve_profile
+from .settings import cache_root, resolve_device
 
 # Bump when a change alters what training produces, so stale cached classifiers are retrained.
 CLASSIFIER_VERSION = 1
@@ -45,14 +47,10 @@ class ClassifierConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "hidden_dim", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ClassifierConfig.{name} must be a positive integer, got {value!r}")
-        if self.train_subset is not None and (not isinstance(self.train_subset, int) or self.train_subset <= 0):
-            raise ValueError(f"ClassifierConfig.train_subset must be a positive integer or None, got {self.train_subset!r}")
-        if not self.lr > 0:
-            raise ValueError(f"ClassifierConfig.lr must be positive, got {self.lr!r}")
+        for name in ("epochs", "hidden_dim", "batch_size", "train_subset"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), f"ClassifierConfig.{name}")
+        check_positive_number(self.lr, "ClassifierConfig.lr")
 
     @classmethod
     def for_profile(cls, profile: Profile) -> "ClassifierConfig":
@@ -118,9 +116,7 @@ def _check_probs(probs: Tensor) -> Tensor:
 
 
 def _check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability in (0, 1], got {threshold!r}")
-    return float(threshold)
+    return float(check_probability(threshold, "threshold"))
 
 
 def confident_share(probs: Tensor, threshold: float = 0.9) -> float:
@@ -210,8 +206,6 @@ def get_classifier(profile: str | Profile | None = None, device: str | torch.dev
         except CheckpointError as exc:
             warnings.warn(f"retraining the digit classifier: {exc}", stacklevel=2)
             path.unlink()
-    from .data import load_dataset
-
     data = load_dataset("mnist", split="classic")
     began = time.perf_counter()
     model = train_classifier(

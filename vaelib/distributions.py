@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
+from .checks import check_int
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -221,8 +223,7 @@ def monte_carlo_kl(
     `log_prob` maps (S, B, D) samples to (S, B) log-densities of p. Returns the
     estimate and its standard error, both of shape (B,).
     """
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2 to estimate a standard error, got {n_samples}")
+    check_int(n_samples, "n_samples", 2)  # two at least, for a standard error
     q = diagonal_gaussian(mu, logvar)
     z = q.sample((n_samples,))  # (S, B, D)
     diffs = q.log_prob(z) - log_prob(z)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .checks import check_int, check_positive_int
 from .data import binarize_static, check_images
 from .denormals import flushed_denormals
-from .distributions import pairwise_gaussian_kl
 from .model import VAE
 
 
@@ -91,8 +91,7 @@ def iw_log_likelihood(
     The images are scored on the fixed binarisation of `binary_test_set` (seed `seed`);
     `iw_log_likelihood_of_inputs` scores inputs binarised some other way.
     """
-    if not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
+    check_positive_int(k, "k")
     x = binary_test_set(model, images, seed)
     return iw_log_likelihood_of_inputs(model, x, k, batch_size=batch_size, max_rows=max_rows, seed=seed,
                                        progress=progress)
@@ -117,10 +116,10 @@ def iw_log_likelihood_of_inputs(
     (rows x components) prior matrix stays in cache, about 1024 rows (benchmarks/bench_iw.py).
     The samples are drawn from torch's generator seeded with `seed`.
     """
-    if not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
-    if batch_size <= 0 or (max_rows is not None and max_rows <= 0):
-        raise ValueError(f"batch_size and max_rows must be positive, got {batch_size} and {max_rows}")
+    check_positive_int(k, "k")
+    check_positive_int(batch_size, "batch_size")
+    if max_rows is not None:
+        check_positive_int(max_rows, "max_rows")
     model.eval()
     x = x.to(_device(model))
     if max_rows is None:
@@ -167,23 +166,14 @@ def active_units(model: VAE, images: Tensor, threshold: float = 1e-2, batch_size
 def component_assignments(model: VAE, images: Tensor, batch_size: int = 1000) -> Tensor:
     """The mixture component each image's posterior fits best, (N,) int64 on the CPU.
 
-    The largest weight w_j ~ pi_j exp(-KL(q(z|x) || p_j)) of the KL approximation (chapter 3's
+    The largest of `prior.responsibilities`, w_j ~ pi_j exp(-KL(q(z|x) || p_j)) (chapter 3's
     "which component does an image use"). Needs a prior that is a full-dimensional mixture
     (`prior.components()` is not None: the Gaussian mixture, the VampPrior, N(0, I) as one component).
     """
-    prior = model.prior
-    components = prior.components()
-    if components is None:
-        raise TypeError(f"component usage needs a prior that is a mixture over the whole latent space; "
-                        f"{prior.label} is not (its components() is None)")
-    means, logvars = components
-    log_weights = prior.log_weights
     x = binary_test_set(model, images)
     winners = []
     for s in range(0, x.shape[0], batch_size):
-        mu, logvar = model.encode(x[s : s + batch_size])
-        weights = torch.softmax(log_weights - pairwise_gaussian_kl(mu, logvar, means, logvars), dim=-1)
-        winners.append(weights.argmax(-1).cpu())
+        winners.append(model.prior.responsibilities(*model.encode(x[s : s + batch_size])).argmax(-1).cpu())
     return torch.cat(winners) if winners else torch.empty(0, dtype=torch.long)
 
 
@@ -210,8 +200,7 @@ def neighbor_votes(queries: Tensor, codes: Tensor, labels: Tensor, k: int, *, le
         raise ValueError(f"expected codes (N, D) and labels (N,), got {tuple(codes.shape)} and {tuple(labels.shape)}"
                          f" (queries {tuple(queries.shape)})")
     available = codes.shape[0] - (1 if leave_one_out else 0)
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= available:
-        raise ValueError(f"k must be an integer between 1 and {available}, got {k!r}")
+    check_int(k, "k", 1, available)
     labels = labels.to(codes.device).long()
     n_labels = int(labels.max()) + 1 if labels.numel() else 1
     votes = []
@@ -233,8 +222,7 @@ def knn_accuracy(codes: Tensor, labels: Tensor, k: int = 10) -> float:
     """
     if codes.dim() != 2 or labels.shape != codes.shape[:1]:
         raise ValueError(f"expected codes (N, D) and labels (N,), got {tuple(codes.shape)} and {tuple(labels.shape)}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < codes.shape[0]:
-        raise ValueError(f"k must be an integer between 1 and N - 1 = {codes.shape[0] - 1}, got {k!r}")
+    check_int(k, "k", 1, codes.shape[0] - 1)  # at most N - 1 other rows
     votes = neighbor_votes(codes, codes, labels, k, leave_one_out=True)
     return float((votes.argmax(1) == labels.to(votes.device)).float().mean())
 

@@ -4,28 +4,22 @@ An `Experiment` fixes the model (prior kind, latent size, components, networks,
 data set, objective); a `Profile` fixes how it is trained and scored (epochs, data
 subset, evaluation samples, and for a published protocol such as `tw` the rest of
 its recipe: batch size, learning rate, warm-up, early stopping).
-`get_or_train(name, profile)` returns the trained model, loading the cached
-checkpoint when one exists for exactly that experiment, profile, seed and
-`CODE_VERSION`, and training (or resuming) it otherwise.
+`Experiment.identity` is everything that changes the trained weights;
+`vaelib.trained.get_or_train(name, profile)` trains a registered experiment, or loads it.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import MISSING, dataclass, fields, replace
-from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
-from .checkpoint import CheckpointError, load_checkpoint
-from .runs import CHECKPOINT, RunFolderError, choose_run_dir, ensure_writable_dir, identity_key, load_model_state, run_lock
+from .checks import check_one_of, check_positive_int
 from .mixture_posterior import MixtureEncoder, MixturePosteriorVAE
 from .model import VAE
 from .nets import BernoulliDecoder, GatedBernoulliDecoder, GatedEncoder, GaussianEncoder
 from .priors import FactorizedMixture, GaussianMixture, StandardNormal, VampPrior
-from .train import History, TrainConfig, check_seed, fit
-from .runs import METRICS, check_run_state
+from .settings import profile_name
+from .train import TrainConfig
 
 # Bump when a change alters what training produces, so stale cached checkpoints are retrained.
 CODE_VERSION = 1
@@ -105,8 +99,7 @@ class Experiment:
     pseudo_inputs: str = "sigmoid"  # VampPrior pseudo-inputs: "sigmoid" (vaelib) or "hardtanh" (theirs)
 
     def __post_init__(self) -> None:
-        if self.network not in NETWORKS:
-            raise ValueError(f"experiment {self.name!r}: unknown network {self.network!r}; choose one of {NETWORKS}")
+        check_one_of(self.network, "network", NETWORKS)
         if self.network == "mlp" and self.hidden_layers != 1:
             raise ValueError(f"experiment {self.name!r}: the mlp network has one hidden layer, "
                              f"got hidden_layers={self.hidden_layers}")
@@ -173,8 +166,8 @@ def _decoder(exp: Experiment):
     return BernoulliDecoder(exp.latent_dim, exp.hidden_dim, 784)
 
 
-def _mlp_vae(exp: Experiment, prior) -> VAE:
-    """Encoder and decoder of the experiment's `network` around `prior` (built first, as always)."""
+def _vae(exp: Experiment, prior) -> VAE:
+    """Encoder and decoder of the experiment's `network` (mlp or gated) around `prior` (built first, as always)."""
     return VAE(_encoder(exp), _decoder(exp), prior)
 
 
@@ -198,9 +191,9 @@ BOTH_POSTERIOR_COMPONENTS = 5  # posterior components of the "both-c5" kind (its
 # networks (it is an argument), `vamp` after them (it needs the encoder).
 MODEL_BUILDERS: dict[str, Callable[[Experiment], VAE]] = {
     # Gaussian encoder; prior N(0, I) / M-component mixture / factorised mixture (M per dimension)
-    "vae": lambda e: _mlp_vae(e, StandardNormal(e.latent_dim)),
-    "mog": lambda e: _mlp_vae(e, GaussianMixture(e.latent_dim, e.n_components)),
-    "fmog": lambda e: _mlp_vae(e, FactorizedMixture(e.latent_dim, e.n_components)),
+    "vae": lambda e: _vae(e, StandardNormal(e.latent_dim)),
+    "mog": lambda e: _vae(e, GaussianMixture(e.latent_dim, e.n_components)),
+    "fmog": lambda e: _vae(e, FactorizedMixture(e.latent_dim, e.n_components)),
     # Gaussian encoder; VampPrior with n_components pseudo-inputs (chapter 6; `pseudo_inputs` picks their squashing)
     "vamp": lambda e: _vamp_vae(e),
     # C-component mixture posterior (C = n_components, mlp networks only) with the unit-Gaussian prior (chapter 6)
@@ -218,8 +211,7 @@ def register(experiment: Experiment) -> Experiment:
     """Add an experiment to the registry (names are unique)."""
     if experiment.name in EXPERIMENTS:
         raise ValueError(f"experiment {experiment.name!r} is already registered")
-    if experiment.kind not in MODEL_BUILDERS:
-        raise ValueError(f"unknown model kind {experiment.kind!r}; known: {sorted(MODEL_BUILDERS)}")
+    check_one_of(experiment.kind, "model kind", MODEL_BUILDERS)
     EXPERIMENTS[experiment.name] = experiment
     return experiment
 
@@ -282,177 +274,19 @@ register(Experiment("tw-fashion-vamp-z40-k500", "Tomczak & Welling on Fashion-MN
 
 
 def get_experiment(name: str) -> Experiment:
-    try:
-        return EXPERIMENTS[name]
-    except KeyError:
-        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(sorted(EXPERIMENTS))}") from None
+    """The registered experiment called `name`."""
+    return EXPERIMENTS[check_one_of(name, "experiment", sorted(EXPERIMENTS))]
 
 
 def resolve_profile(name: str | None = None) -> Profile:
-    """The named profile, else $VAELIB_PROFILE, else `full` with a GPU and `cpu` without.
+    """The named profile, else $VAELIB_PROFILE, else `full` with a GPU and `cpu` without (`vaelib.settings`).
 
     Under `full`, `get_or_train` loads the committed 400-epoch reference run of an
     experiment when there is one for exactly its identity (`vaelib.reference`;
     `python -m vaelib list` marks them), so those models need no training on any
     machine; `retrain=True` or VAELIB_RETRAIN=1 trains them anyway.
     """
-    name = name or os.environ.get("VAELIB_PROFILE") or ("full" if torch.cuda.is_available() else "cpu")
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to train and evaluate on: cpu, cuda[:N] (if present), mps (if present); default cuda else cpu.
-
-    Anything else (meta, xla, a GPU that is not there) is refused here, before any work, with
-    the devices that would work.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"invalid device {device!r}; use cpu or cuda (cuda:N for GPU N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} was asked for but PyTorch sees no CUDA GPU here; use --device cpu")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"device {str(device)!r} does not exist: PyTorch sees {count} CUDA GPU(s), "
-                             f"cuda:0 to cuda:{count - 1}")
-    elif device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError("device 'mps' (Apple GPU) was asked for but this PyTorch cannot use one here; "
-                             "use --device cpu")
-    elif device.type != "cpu":
-        raise ValueError(f"device {str(device)!r} cannot train or run these models; use cpu or cuda (cuda:N for GPU N)")
-    return device
-
-
-def cache_root() -> Path:
-    """Where trained runs live: $VAELIB_CACHE (with ~ expanded), else ~/.cache/vaelib/runs."""
-    configured = os.environ.get("VAELIB_CACHE")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "vaelib" / "runs"
-
-
-def runs_base(name: str, profile: Profile, out: str | Path | None = None) -> Path:
-    """The folder holding every seed of `name`: `out/NAME`, else `<cache_root>/<profile>/NAME`."""
-    return Path(out).expanduser() / name if out is not None else cache_root() / profile.name / name
-
-
-def run_dir(name: str, profile: Profile, out: str | Path | None = None, seed: int = 0) -> Path:
-    """The folder of the run of `name` with `seed` under `profile` (see `vaelib.runs`)."""
-    check_seed(seed)
-    identity = get_experiment(name).identity(profile, seed)
-    return choose_run_dir(runs_base(name, profile, out), seed, identity)
-
-
-@dataclass
-class TrainedModel:
-    """What `get_or_train` returns."""
-
-    model: VAE
-    history: History
-    experiment: Experiment
-    profile: Profile
-    checkpoint: Path
-    seed: int = 0
-    identity: dict | None = None
-
-    @property
-    def config(self) -> TrainConfig:
-        """The training recipe this run was trained with (its schedule: `config.decay_every`)."""
-        return self.experiment.train_config(self.profile, self.seed)
-
-    @property
-    def run_record(self) -> dict:
-        """Names this run in `metrics.json` (name, profile, seed, identity key)."""
-        key = identity_key(self.identity) if self.identity is not None else None
-        return {"name": self.experiment.name, "profile": self.profile.name, "seed": self.seed, "identity_key": key}
-
-
-def load_data_for(experiment: Experiment, profile: Profile):
-    """The experiment's data set, cut to the profile's subset sizes."""
-    from .data import load_dataset
-
-    data = load_dataset(experiment.dataset, split="classic")
-    return data.train.images[: profile.train_subset], data.test.images[: profile.test_subset]
-
-
-def load_valid_for(experiment: Experiment):
-    """The validation images of the classic split: the last 10,000 of the 60,000 training images."""
-    from .data import load_dataset
-
-    return load_dataset(experiment.dataset, split="classic").valid.images
-
-
-def retrain_requested() -> bool:
-    """True when $VAELIB_RETRAIN is set to 1/true/yes: train even where a run exists."""
-    return os.environ.get("VAELIB_RETRAIN", "").strip().lower() in ("1", "true", "yes")
-
-
-def get_or_train(
-    name: str,
-    profile: str | Profile | None = None,
-    *,
-    out: str | Path | None = None,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    retrain: bool = False,
-) -> TrainedModel:
-    """The trained run of `name` with `seed` under `profile`: loaded if it exists, else trained.
-
-    Lookup order: a committed reference run (`vaelib.reference`, for exactly this
-    identity, unless `out` is given or a retrain is asked for), then the run folder
-    (`vaelib.runs`); a partial run there is resumed. `retrain=True` (or
-    VAELIB_RETRAIN=1) trains afresh, replacing only the run of this identity.
-    """
-    check_seed(seed)
-    experiment = get_experiment(name)
-    profile = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    device = resolve_device(device)
-    identity = experiment.identity(profile, seed)
-    retrain = retrain or retrain_requested()
-    if out is None and not retrain:
-        from .reference import load_reference
-
-        found = load_reference(experiment, profile, seed, identity)
-        if found is not None:
-            model, history, path = found
-            return TrainedModel(model.to(device).eval(), history, experiment, profile, path, seed, identity)
-    folder = choose_run_dir(runs_base(name, profile, out), seed, identity)
-    path = folder / CHECKPOINT
-    config = experiment.train_config(profile, seed)
-    with run_lock(ensure_writable_dir(folder)):
-        if path.exists() and not path.is_file():
-            raise RunFolderError(f"{path} is not a file; move it away so the run can be written there")
-        if path.is_file() and retrain:
-            path.unlink()  # the run of this very identity (choose_run_dir never returns another's folder)
-            (folder / METRICS).unlink(missing_ok=True)  # it described the run just replaced
-        if path.is_file():
-            state = check_run_state(load_checkpoint(path, expect={"meta": identity}), path, experiment.build, config.epochs)
-            if not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), dict):
-                raise CheckpointError(f"{path} lacks its epoch count or history; move it away or retrain")
-            if state["epoch"] >= config.epochs or state.get("finished") is True:
-                model = experiment.build()
-                load_model_state(model, state, path)
-                return TrainedModel(
-                    model.to(device).eval(), History.from_dict(state["history"]), experiment, profile, path,
-                    seed, identity,
-                )
-        torch.manual_seed(seed)
-        model = experiment.build()
-        train_images, test_images = load_data_for(experiment, profile)
-        valid_images = load_valid_for(experiment) if config.uses_validation else None
-        history = fit(
-            model, train_images, config, test_images=test_images, valid_images=valid_images, checkpoint=path,
-            meta=identity, device=device, progress=progress, compile=profile.compile,
-        )
-    return TrainedModel(model.eval(), history, experiment, profile, path, seed, identity)
+    return PROFILES[check_one_of(name or profile_name(), "profile", PROFILES)]
 
 
 def with_epochs(profile: Profile, epochs: int) -> Profile:
@@ -462,8 +296,7 @@ def with_epochs(profile: Profile, epochs: int) -> Profile:
 
 def with_train_subset(profile: Profile, n_images: int) -> Profile:
     """A copy of a profile that trains on the first `n_images` training images (its own cache)."""
-    if n_images <= 0:
-        raise ValueError(f"n_images must be positive, got {n_images}")
+    check_positive_int(n_images, "n_images")
     return replace(profile, name=f"{profile.name}-n{n_images}", train_subset=n_images)
 
 

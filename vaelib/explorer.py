@@ -29,6 +29,8 @@ import torch
 import traitlets as t
 from torch import Tensor, nn
 
+from .checks import check_int, check_positive_int, check_positive_number
+
 __all__ = [
     "LatentRanges", "latent_ranges", "LatentExplorer", "latent_explorer", "show_explorer",
     "traversal_figure", "page_decoder", "decode_with_page_weights", "FRONT_END_VERSION",
@@ -92,17 +94,11 @@ def _per_dimension(prior: Any) -> tuple[Tensor, Tensor, Tensor] | None:
 
 
 def _check_span(span: Any) -> float:
-    if isinstance(span, bool) or not isinstance(span, (int, float)) or not math.isfinite(span) or span <= 0:
-        raise ValueError(f"span must be a positive number of standard deviations, got {span!r}")
-    return float(span)
+    return float(check_positive_number(span, "span"))  # standard deviations
 
 
 def _check_component(component: Any, n_components: int) -> int:
-    if isinstance(component, bool) or not isinstance(component, (int, np.integer)):
-        raise ValueError(f"component must be an integer index, got {component!r}")
-    if not 0 <= component < n_components:
-        raise ValueError(f"unknown component {component}: this prior has components 0..{n_components - 1}")
-    return int(component)
+    return int(check_int(component, "component", 0, n_components - 1))
 
 
 def latent_ranges(prior: Any, span: float = 3.0, component: int | None = None) -> LatentRanges:
@@ -149,10 +145,7 @@ def _check_model(model: Any, who: str) -> int:
     if missing:
         raise TypeError(f"{who} needs a VAE-like model with decode(z), prior and latent_dim; "
                         f"{type(model).__name__} has no {', '.join(missing)}")
-    dim = model.latent_dim
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-        raise TypeError(f"{who}: model.latent_dim must be a positive integer, got {dim!r}")
-    return dim
+    return check_positive_int(model.latent_dim, f"{who}: model.latent_dim")
 
 
 def _model_device(model: Any) -> torch.device:
@@ -338,10 +331,8 @@ class LatentExplorer(anywidget.AnyWidget):
     def __init__(self, model: Any, *, component: int | None = None, span: float = 3.0, images: Any = None,
                  labels: Any = None, examples: int = 10, scale: int = 6, weights: str = "float16") -> None:
         dim = _check_model(model, "latent_explorer")
-        if isinstance(scale, bool) or not isinstance(scale, int) or scale <= 0:
-            raise ValueError(f"scale must be a positive integer (screen pixels per image pixel), got {scale!r}")
-        if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
-            raise ValueError(f"examples must be a non-negative integer, got {examples!r}")
+        check_positive_int(scale, "scale")  # screen pixels per image pixel
+        check_int(examples, "examples", 0)
         ranges = latent_ranges(model.prior, span, component)
         layers, decoder_weights, self.decoder_difference = page_decoder(model, weights)
         side = math.isqrt(layers[-1]["outputs"])
@@ -446,16 +437,14 @@ def traversal_figure(model: Any, *, dims: Sequence[int] | None = None, steps: in
     import matplotlib.pyplot as plt
 
     dim = _check_model(model, "traversal_figure")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    check_int(steps, "steps", 2)
     ranges = latent_ranges(model.prior, span, component)
     base = ranges.centre if centre is None else _as_latent(centre, dim)
     dims = list(range(dim)) if dims is None else list(dims)
     if not dims:
         raise ValueError("dims is empty: give at least one latent dimension to sweep")
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < dim:
-            raise ValueError(f"dimension {d!r} is out of range: this model's latent dimensions are 0..{dim - 1}")
+        check_int(d, "latent dimension", 0, dim - 1)
 
     fraction = torch.linspace(0, 1, steps)
     values = torch.stack([ranges.low[d] + fraction * (ranges.high[d] - ranges.low[d]) for d in dims])  # (R, steps)

@@ -5,10 +5,10 @@ q is a mixture? Write f(z) = log p(x, z) - log q(z|x), so that ELBO = E_q[f(z)].
 Because q is a mixture, E_q[f] = sum_c pi_c E_{N_c}[f], and each Gaussian
 expectation can be reparameterised, z_c = mu_c + sigma_c * eps_c:
 
-* ``estimator="exact"`` sums over the components, one reparameterised sample
+* ``elbo_estimator="exact"`` sums over the components, one reparameterised sample
   each, weighted by pi_c. The weights appear in the objective, so they get
   their gradient (an unbiased estimate of the true one).
-* ``estimator="naive"`` draws a component c ~ Cat(pi) and reparameterises only
+* ``elbo_estimator="naive"`` draws a component c ~ Cat(pi) and reparameterises only
   that one. The draw is a discrete choice with no derivative, so the
   reconstruction and prior terms carry no gradient to pi at all; the only
   gradient pi receives comes through -log q(z|x), and its expectation is zero
@@ -29,21 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from .model import ELBO, VAE
+from .checks import check_int, check_one_of, check_positive_int, check_positive_number, check_probability
+from .model import ELBO, KL_ESTIMATES, VAE
 from .priors import Prior
 
-ESTIMATORS = ("exact", "naive")
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_estimator(estimator: str) -> str:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
-    return estimator
+ELBO_ESTIMATORS = ("exact", "naive")  # how `elbo` averages over the posterior's components (see above)
 
 
 class MixtureEncoder(nn.Module):
@@ -55,10 +45,6 @@ class MixtureEncoder(nn.Module):
 
     def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 10, n_components: int = 5) -> None:
         super().__init__()
-        for name, value in (
-            ("input_dim", input_dim), ("hidden_dim", hidden_dim), ("latent_dim", latent_dim), ("n_components", n_components)
-        ):
-            _check_positive_int(name, value)
         self.input_dim, self.latent_dim, self.n_components = input_dim, latent_dim, n_components
         self.hidden = nn.Linear(input_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, n_components * (1 + 2 * latent_dim))
@@ -84,20 +70,21 @@ def mixture_posterior(logits: Tensor, mu: Tensor, logvar: Tensor) -> MixtureSame
 class MixturePosteriorVAE(VAE):
     """A VAE whose posterior is a mixture of Gaussians; the prior is any `Prior` (Gaussian, MoG, ...).
 
-    `elbo` follows `estimator` ("exact": sum over components; "naive": one random component).
+    `elbo` follows `elbo_estimator` ("exact": sum over components; "naive": one random component).
     `log_weights` (and so `iw_bound` and `vaelib.evaluate.iw_log_likelihood`) draws z from
     the mixture itself, which gives the ordinary importance-weighted bound used for every
     model; `siwae_bound` is the stratified version (k samples from every component).
     """
 
-    def __init__(self, encoder: MixtureEncoder, decoder: nn.Module, prior: Prior, estimator: str = "exact") -> None:
+    def __init__(self, encoder: MixtureEncoder, decoder: nn.Module, prior: Prior,
+                 elbo_estimator: str = "exact") -> None:
         if not isinstance(getattr(encoder, "n_components", None), int):
             raise TypeError(
                 f"a MixturePosteriorVAE needs a mixture encoder (with n_components), got {type(encoder).__name__}"
             )
         super().__init__(encoder, decoder, prior)
         self.n_components = encoder.n_components
-        self.estimator = _check_estimator(estimator)
+        self.elbo_estimator = check_one_of(elbo_estimator, "elbo_estimator", ELBO_ESTIMATORS)
 
     # -- the posterior ------------------------------------------------------------------
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -128,14 +115,19 @@ class MixturePosteriorVAE(VAE):
         """log p(x|z), log p(z), log q(z|x) for samples z of shape (..., B, D); each (..., B)."""
         return self.decoder.log_likelihood(self.decoder(z), x), self.prior.log_prob(z), q.log_prob(z)
 
-    def elbo(self, x: Tensor, estimator: str | None = None) -> ELBO:
-        """The ELBO per example with the model's estimator (or the one named)."""
+    def elbo(self, x: Tensor, kl_estimate: str = "analytic") -> ELBO:
+        """The ELBO per example, estimated with the model's `elbo_estimator`.
+
+        A mixture posterior has no closed-form KL from the prior, so the KL term is always
+        log q(z|x) - log p(z) at the reconstruction's samples: both `kl_estimate`s give it.
+        """
+        check_one_of(kl_estimate, "kl_estimate", KL_ESTIMATES)
         x = self.prepare(x)
         logits, mu, logvar = self.encoder(x)
-        return self.elbo_terms(x, logits, mu, logvar, estimator)
+        return self.elbo_terms(x, logits, mu, logvar, self.elbo_estimator)
 
     def elbo_terms(
-        self, x: Tensor, logits: Tensor, mu: Tensor, logvar: Tensor, estimator: str | None = None
+        self, x: Tensor, logits: Tensor, mu: Tensor, logvar: Tensor, estimator: str
     ) -> ELBO:
         """The ELBO for given posterior parameters (flattened x): the estimators side by side.
 
@@ -143,7 +135,7 @@ class MixturePosteriorVAE(VAE):
         its KL term is sum_c pi_c [log q(z_c|x) - log p(z_c)], one sample per component.
         naive: the same bracket for one z from one component c ~ Cat(pi) (no gradient through c).
         """
-        estimator = _check_estimator(estimator or self.estimator)
+        check_one_of(estimator, "elbo_estimator", ELBO_ESTIMATORS)
         q = mixture_posterior(logits, mu, logvar)
         if estimator == "exact":
             mu_t, std_t = mu.transpose(0, 1), torch.exp(0.5 * logvar).transpose(0, 1)  # (C, B, D): component first
@@ -181,9 +173,8 @@ class MixturePosteriorVAE(VAE):
         `chunk` per component at a time. With k = 1 and the same noise, it is at
         least the exact-marginalisation ELBO (Jensen's inequality on the sum over c).
         """
-        _check_positive_int("k", k)
-        chunk = k if chunk is None else chunk
-        _check_positive_int("chunk", chunk)
+        check_positive_int(k, "k")
+        chunk = k if chunk is None else check_positive_int(chunk, "chunk")
         x = self.prepare(x)
         logits, mu, logvar = self.encoder(x)
         q = mixture_posterior(logits, mu, logvar)
@@ -211,12 +202,9 @@ def logit_gradients(
     only the estimator's noise varies between draws. `term` is "elbo", "reconstruction" or
     "kl". A term that does not depend on the logits at all has gradient exactly zero.
     """
-    _check_estimator(estimator)
-    _check_positive_int("n_draws", n_draws)
-    if term not in ("elbo", "reconstruction", "kl"):
-        raise ValueError(f"term must be 'elbo', 'reconstruction' or 'kl', got {term!r}")
-    if n_draws < 2:
-        raise ValueError(f"n_draws must be at least 2 to estimate a standard error, got {n_draws}")
+    check_one_of(estimator, "elbo_estimator", ELBO_ESTIMATORS)
+    check_int(n_draws, "n_draws", 2)  # two at least, for a standard error
+    check_one_of(term, "term", ("elbo", "reconstruction", "kl"))
     x = model.prepare(x)
     with torch.no_grad():
         logits, mu, logvar = model.encoder(x)
@@ -272,13 +260,9 @@ def toy_mixture_gradients(
     (dz/dpi = -(dF/dpi) / q(z) from the CDF F, Figurnov et al. 2018), and
     "gumbel-softmax" (a relaxed one-hot choice at temperature tau, Jang et al. 2017).
     """
-    if not 0.0 < weight < 1.0:
-        raise ValueError(f"weight (pi) must lie strictly between 0 and 1, got {weight}")
-    _check_positive_int("n_samples", n_samples)
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
-    if not tau > 0:
-        raise ValueError(f"the temperature tau must be positive, got {tau}")
+    check_probability(weight, "weight", allow_one=False)
+    check_int(n_samples, "n_samples", 2)
+    check_positive_number(tau, "tau")
     gen = torch.Generator().manual_seed(seed)
     dt = torch.float64
     eps = torch.randn(2, n_samples, generator=gen, dtype=dt)  # one noise draw per component

@@ -15,9 +15,14 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from .checks import check_one_of, check_positive_int
 from .data import check_images
 from .distributions import diagonal_gaussian
 from .priors import Prior
+
+# How `elbo` estimates its KL term: the prior's `kl` ("analytic": closed form, or the variational
+# approximation for mixtures) or log q(z|x) - log p(z) at the reconstruction's z ("sample").
+KL_ESTIMATES = ("analytic", "sample")
 
 
 @dataclass
@@ -91,8 +96,6 @@ class VAE(nn.Module):
         """Pixel probabilities of p(x|z) for latent codes z of shape (N, latent_dim)."""
         return self.decoder.mean(self.decoder(self._check_latent(z)))
 
-    KL_ESTIMATES = ("analytic", "sample")
-
     def elbo(self, x: Tensor, kl_estimate: str = "analytic") -> ELBO:
         """One-sample reparameterised ELBO per example.
 
@@ -100,8 +103,7 @@ class VAE(nn.Module):
         approximation for mixtures); `"sample"` estimates KL at the same z as the reconstruction,
         log q(z|x) - log p(z), as Tomczak & Welling's `calculate_loss` does for every prior.
         """
-        if kl_estimate not in self.KL_ESTIMATES:
-            raise ValueError(f"unknown kl_estimate {kl_estimate!r}; choose one of {self.KL_ESTIMATES}")
+        check_one_of(kl_estimate, "kl_estimate", KL_ESTIMATES)
         x = self.prepare(x)
         mu, logvar = self.encoder(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
@@ -131,11 +133,8 @@ class VAE(nn.Module):
         Samples are drawn `chunk` at a time (default: all at once) and combined by a
         running log-sum-exp in float64, so memory stays bounded for k in the thousands.
         """
-        if not isinstance(k, int) or k <= 0:
-            raise ValueError(f"the number of importance samples k must be a positive integer, got {k!r}")
-        chunk = k if chunk is None else chunk
-        if chunk <= 0:
-            raise ValueError(f"chunk must be positive, got {chunk}")
+        check_positive_int(k, "k")
+        chunk = k if chunk is None else check_positive_int(chunk, "chunk")
         x = self.prepare(x)  # checked once; the chunks below reuse it
         total = None
         with self.trusted_inputs():

@@ -16,9 +16,6 @@ class GaussianEncoder(nn.Module):
 
     def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 10) -> None:
         super().__init__()
-        for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("latent_dim", latent_dim)):
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.hidden = nn.Linear(input_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, 2 * latent_dim)  # one matmul for mean and log-variance
@@ -81,9 +78,6 @@ class GatedDense(nn.Module):
 
 
 def _gated_stack(input_dim: int, hidden_dim: int, hidden_layers: int) -> nn.Sequential:
-    for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("hidden_layers", hidden_layers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     dims = [input_dim] + [hidden_dim] * hidden_layers
     return nn.Sequential(*(GatedDense(a, b) for a, b in zip(dims[:-1], dims[1:])))
 
@@ -100,8 +94,6 @@ class GatedEncoder(nn.Module):
         logvar_range: tuple[float, float] = (-6.0, 2.0),
     ) -> None:
         super().__init__()
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.logvar_range = (float(logvar_range[0]), float(logvar_range[1]))
         self.layers = _gated_stack(input_dim, hidden_dim, hidden_layers)
@@ -128,8 +120,6 @@ class GatedBernoulliDecoder(nn.Module):
         prob_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        if not 0 <= prob_eps < 0.5:
-            raise ValueError(f"prob_eps must be in [0, 0.5), got {prob_eps!r}")
         self.latent_dim, self.output_dim = latent_dim, output_dim
         self.layers = _gated_stack(latent_dim, hidden_dim, hidden_layers)
         self.out = he_init_(nn.Linear(hidden_dim, output_dim))

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import torch
 
 from . import figure_fonts
-from .experiments import Profile, resolve_device, resolve_profile
+from .experiments import Profile, resolve_profile
+from .settings import resolve_device
 
 if TYPE_CHECKING:
     from IPython.display import Markdown

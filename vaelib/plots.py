@@ -15,11 +15,9 @@ from torch import Tensor
 
 from .files import atomic_write, check_output_file
 from .model import VAE
-from .reference import stopping_point
 from .train import History
 
 DIGIT_COLORS = matplotlib.colormaps["tab10"]
-DIGIT_COLOURS = DIGIT_COLORS  # the earlier, British-spelled name (identifiers are American)
 
 
 def image_grid(images: Tensor, cols: int | None = None, side: int = 28, pad: int = 1) -> np.ndarray:
@@ -168,7 +166,7 @@ def plot_early_stopping(histories: Mapping[str, History], warmup: int = 0, ax: p
     ax = ax or plt.gca()
     lows = []
     for i, (name, h) in enumerate(histories.items()):
-        stop = stopping_point(h)
+        stop = h.stopping_point()
         ax.plot(h.epoch, h.valid_neg_elbo, color=f"C{i}", linewidth=1, label=f"{name} (kept epoch {stop.best})")
         ax.plot(stop.best, stop.best_valid_neg_elbo, "o", color=f"C{i}")
         lows.append(stop.best_valid_neg_elbo)

@@ -12,13 +12,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .checks import check_one_of, check_positive_int
 from .distributions import (factorized_mixture_log_prob, gaussian_kl, mixture_kl_approx, mixture_log_prob,
                             pairwise_gaussian_kl)
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class Prior(nn.Module):
@@ -36,7 +32,7 @@ class Prior(nn.Module):
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
-        _check_positive("latent_dim", latent_dim)
+        check_positive_int(latent_dim, "latent_dim")
         self.latent_dim = latent_dim
 
     def _check_z(self, z: Tensor) -> None:
@@ -64,6 +60,19 @@ class Prior(nn.Module):
         """(means, logvars), each (M, D), of a full-dimensional Gaussian mixture; None otherwise."""
         return None
 
+    def responsibilities(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        """w_j proportional to pi_j exp(-KL(q || p_j)): which components a posterior leans on, (B, M).
+
+        The weights of the KL approximation; a prior that is not a mixture over the whole latent
+        space (`components()` is None: the per-dimension mixture) has none.
+        """
+        components = self.components()
+        if components is None:
+            raise TypeError(f"responsibilities need a prior that is a mixture over the whole latent space; "
+                            f"{self.label} is not (its components() is None)")
+        means, logvars = components
+        return torch.softmax(self.log_weights - pairwise_gaussian_kl(mu, logvar, means, logvars), dim=-1)
+
     @property
     def _device(self) -> torch.device:
         return next(self.parameters(), torch.empty(0)).device
@@ -83,7 +92,7 @@ class StandardNormal(Prior):
         return -0.5 * (z**2 + math.log(2 * math.pi)).sum(-1)
 
     def sample(self, n: int) -> Tensor:
-        _check_positive("n", n)
+        check_positive_int(n, "n")
         return torch.randn(n, self.latent_dim, device=self._anchor.device)
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -115,7 +124,7 @@ class GaussianMixture(Prior):
 
     def __init__(self, latent_dim: int, n_components: int, learn_weights: bool = False, init_std: float = 1.0) -> None:
         super().__init__(latent_dim)
-        _check_positive("n_components", n_components)
+        check_positive_int(n_components, "n_components")
         self.n_components = n_components
         self.means = nn.Parameter(init_std * torch.randn(n_components, latent_dim))
         self.logvars = nn.Parameter(torch.zeros(n_components, latent_dim))
@@ -142,7 +151,7 @@ class GaussianMixture(Prior):
 
     def sample(self, n: int) -> Tensor:
         """Pick a component for each draw (by the weights), then sample that Gaussian."""
-        _check_positive("n", n)
+        check_positive_int(n, "n")
         idx = torch.multinomial(self.log_weights.exp(), n, replacement=True)
         eps = torch.randn(n, self.latent_dim, device=self.means.device)
         return self.means[idx] + eps * torch.exp(0.5 * self.logvars[idx])
@@ -150,10 +159,6 @@ class GaussianMixture(Prior):
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
         self._check_z(mu)
         return mixture_kl_approx(mu, logvar, self.means, self.logvars, self.log_weights)
-
-    def responsibilities(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        """w_j proportional to pi_j exp(-KL_j): which components a posterior leans on, (B, M)."""
-        return torch.softmax(self.log_weights - pairwise_gaussian_kl(mu, logvar, self.means, self.logvars), dim=-1)
 
 
 class FactorizedMixture(Prior):
@@ -165,7 +170,7 @@ class FactorizedMixture(Prior):
 
     def __init__(self, latent_dim: int, n_components: int, init_std: float = 1.0) -> None:
         super().__init__(latent_dim)
-        _check_positive("n_components", n_components)
+        check_positive_int(n_components, "n_components")
         self.n_components = n_components
         self.means = nn.Parameter(init_std * torch.randn(latent_dim, n_components))
         self.logvars = nn.Parameter(torch.zeros(latent_dim, n_components))
@@ -191,7 +196,7 @@ class FactorizedMixture(Prior):
         return factorized_mixture_log_prob(z, self.means, self.logvars, self.log_weights)
 
     def sample(self, n: int) -> Tensor:
-        _check_positive("n", n)
+        check_positive_int(n, "n")
         idx = torch.randint(self.n_components, (n, self.latent_dim), device=self.means.device)
         dims = torch.arange(self.latent_dim, device=self.means.device)
         mean, logvar = self.means[dims, idx], self.logvars[dims, idx]
@@ -226,9 +231,8 @@ class VampPrior(Prior):
         N(0.05, 0.01^2) (their MNIST setting in `utils/load_data.py`); kept in `pseudo_raw`.
         """
         super().__init__(encoder.latent_dim)
-        _check_positive("n_pseudo_inputs", n_pseudo_inputs)
-        if activation not in self.ACTIVATIONS:
-            raise ValueError(f"unknown pseudo-input activation {activation!r}; choose one of {self.ACTIVATIONS}")
+        check_positive_int(n_pseudo_inputs, "n_pseudo_inputs")
+        check_one_of(activation, "pseudo-input activation", self.ACTIVATIONS)
         self.n_components = n_pseudo_inputs
         self.activation = activation
         object.__setattr__(self, "_encoder", encoder)  # not a submodule: no duplicate parameters
@@ -270,7 +274,7 @@ class VampPrior(Prior):
         return mixture_log_prob(z, means, logvars, self.log_weights)
 
     def sample(self, n: int) -> Tensor:
-        _check_positive("n", n)
+        check_positive_int(n, "n")
         means, logvars = self.components()
         idx = torch.randint(self.n_components, (n,), device=means.device)
         return means[idx] + torch.randn_like(means[idx]) * torch.exp(0.5 * logvars[idx])

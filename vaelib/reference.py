@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import platform
 import subprocess
 import textwrap
@@ -25,18 +24,18 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .runs import load_model_state, read_metrics, write_json_atomically
-from .train import History
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .experiments import Experiment, Profile, TrainedModel
-    from .model import VAE
-
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from .data import load_dataset
+from .evaluate import dataset_elbo
+from .experiments import PROFILES, Experiment, Profile, get_experiment
+from .files import write_json_atomically
+from .model import VAE
+from .runs import read_metrics
+from .train import History, StoppingPoint
 REFERENCE_ROOT = Path(__file__).parent / "reference_runs"
 REFERENCE_VERSION = 1
 REFERENCE_SEED = 0
@@ -70,7 +69,7 @@ def available(profile_name: str = "full") -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / WEIGHTS).is_file()) if root.is_dir() else []
 
 
-def _load_weights(experiment: "Experiment", profile_name: str, identity: dict) -> tuple["VAE", History, Path]:
+def _load_weights(experiment: Experiment, profile_name: str, identity: dict) -> tuple[VAE, History, Path]:
     """Build the experiment's model from its committed weights; CheckpointError if they do not match."""
     path = reference_dir(experiment.name, profile_name) / WEIGHTS
     state = load_checkpoint(path, expect={"meta": identity})
@@ -80,8 +79,8 @@ def _load_weights(experiment: "Experiment", profile_name: str, identity: dict) -
 
 
 def load_reference(
-    experiment: "Experiment", profile: "Profile", seed: int, identity: dict
-) -> tuple["VAE", History, Path] | None:
+    experiment: Experiment, profile: Profile, seed: int, identity: dict
+) -> tuple[VAE, History, Path] | None:
     """The committed run of exactly this experiment and identity, or None if there is none."""
     if seed != REFERENCE_SEED or not (reference_dir(experiment.name, profile.name) / WEIGHTS).is_file():
         return None
@@ -97,7 +96,7 @@ class ReferenceRun:
     """A committed run, loaded for reading (chapters 3 and 5): never trains anything."""
 
     name: str
-    model: "VAE"
+    model: VAE
     history: History
     metrics: dict
     provenance: dict
@@ -118,42 +117,27 @@ class ReferenceRun:
         return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
 
 
-@dataclass(frozen=True)
-class StoppingPoint:
-    """Where an early-stopped run ended: the epoch whose weights it kept and the last one trained."""
-
-    best: int  # the epoch with the lowest validation -ELBO (the first such, as the strict rule picks)
-    last: int
-    best_valid_neg_elbo: float
-
-
 def stopping_point(history: History) -> StoppingPoint:
-    """The best and the last epoch of a run trained with early stopping on the validation ELBO."""
-    valid = history.valid_neg_elbo
-    if not valid or any(math.isnan(v) for v in valid):
-        raise ValueError("this history has no validation ELBO: the run was not trained with early stopping")
-    best = min(range(len(valid)), key=valid.__getitem__)
-    return StoppingPoint(history.epoch[best], history.epoch[-1], valid[best])
+    """Deprecated: `history.stopping_point()`. Kept only until chapter 5 calls that instead."""
+    return history.stopping_point()
 
 
-class ReferenceError(RuntimeError):
+class ReferenceRunError(RuntimeError):
     """A reference run that is missing or no longer matches today's code."""
 
 
 def load_run(name: str, profile_name: str = "full") -> ReferenceRun:
     """The committed run of `name`, checked against today's identity of that experiment."""
-    from .experiments import PROFILES, get_experiment
-
     folder = reference_dir(name, profile_name)
     if not (folder / WEIGHTS).is_file():
         have = ", ".join(available(profile_name)) or "none"
-        raise ReferenceError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
+        raise ReferenceRunError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
     experiment = get_experiment(name)
     try:
         model, history, _ = _load_weights(experiment, profile_name, experiment.identity(PROFILES[profile_name],
                                                                                         REFERENCE_SEED))
     except CheckpointError as exc:
-        raise ReferenceError(
+        raise ReferenceRunError(
             f"the reference run of {name} no longer matches today's code ({exc}); "
             "regenerate it with benchmarks/make_reference.sh"
         ) from None
@@ -174,14 +158,12 @@ CHECK_IMAGES = 1000  # test images the reproduction check scores (tests/test_ref
 CHECK_SEED = 0
 
 
-def check_elbo(model: "VAE", test_images: torch.Tensor) -> float:
+def check_elbo(model: VAE, test_images: torch.Tensor) -> float:
     """Negative ELBO (nats) on the first `CHECK_IMAGES` test images, with seeded noise.
 
     The number a reference run records at export and today's code must reproduce:
     same weights, same fixed binarisation, same reparameterisation draws.
     """
-    from .evaluate import dataset_elbo
-
     torch.manual_seed(CHECK_SEED)
     return dataset_elbo(model, test_images[:CHECK_IMAGES], seed=CHECK_SEED)["neg_elbo"]
 
@@ -201,10 +183,9 @@ def _git_commit() -> str:
     return commit + ("+uncommitted-changes" if dirty.stdout.strip() else "")
 
 
-def export_reference(run: "TrainedModel", metrics: dict, dest: Path | None = None) -> Path:
-    """Copy a finished run into the reference set: weights only, metrics, history, provenance."""
-    from .data import load_dataset
-
+def export_reference(run: Any, metrics: dict, dest: Path | None = None) -> Path:
+    """Copy a finished run (a `vaelib.trained.TrainedModel`, which imports this module) into the
+    reference set: weights only, metrics, history, provenance."""
     dest = dest or reference_dir(run.experiment.name, run.profile.name)
     dest.mkdir(parents=True, exist_ok=True)
     test_images = load_dataset(run.experiment.dataset, split="classic").test.images

@@ -1,16 +1,9 @@
-"""Run folders on disk: where a trained run lives, and how it is never lost.
+"""Run folders on disk: `<root>/<profile>/<name>/seed-<s>/` holds `checkpoint.pt` and `metrics.json`.
 
-A run is one experiment trained under one identity (network, training recipe with
-its seed, data, code version: see `Experiment.identity`). Its folder is
-`<root>/<profile>/<name>/seed-<s>/`, holding `checkpoint.pt` and `metrics.json`.
-If that folder already holds a run of another identity (the code version was
-bumped, a profile's epoch count edited, a file copied in by hand), the folder is
-left exactly as it is and the new run goes beside it, to `seed-<s>-<key>/`, where
-`key` is a short digest of the identity. No run is ever deleted, except by an
-explicit `retrain`, and then only the run of that very identity.
-
-A lock file per folder keeps two processes from training the same run at once;
-runs of different seeds or experiments never share a folder.
+A run is one experiment trained under one identity (`Experiment.identity`). A folder that holds
+a run of another identity is left as it is, and the new run goes beside it, to `seed-<s>-<key>/`
+(`key`: a digest of the identity). A lock file per folder keeps two processes from training the
+same run at once.
 """
 
 from __future__ import annotations
@@ -23,19 +16,18 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-import torch
+from .checkpoint import CheckpointError, describe_difference, load_checkpoint
+from .files import WriteError, describe_os_error, file_in_the_way, remove_stale_temp_files, write_json_atomically
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .files import WriteError, atomic_write, describe_os_error, file_in_the_way
-from .files import remove_stale_temp_files as _remove_stale
-from .files import remove_stale_temps_of
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, runs still write atomically
+    fcntl = None
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a killed writer
-RUN_TEMP_PATTERNS = (".*.tmp", "tmp*.tmp")  # every temporary file vaelib (or an older vaelib) makes here
 
 
 class RunFolderError(WriteError):
@@ -48,14 +40,12 @@ def identity_key(identity: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def stored_identity(checkpoint: Path) -> dict | None:
+def _stored_identity(checkpoint: Path) -> dict | None:
     """The identity a checkpoint was written for, or None if it cannot be read as one."""
-    try:
-        record = load_checkpoint(checkpoint)
-    except CheckpointError:
-        return None
-    meta = record.get("meta")
-    return meta if isinstance(meta, dict) else None
+    with contextlib.suppress(CheckpointError):
+        meta = load_checkpoint(checkpoint).get("meta")
+        return meta if isinstance(meta, dict) else None
+    return None
 
 
 def choose_run_dir(base: Path, seed: int, identity: dict) -> Path:
@@ -66,97 +56,62 @@ def choose_run_dir(base: Path, seed: int, identity: dict) -> Path:
     """
     plain, keyed = base / f"seed-{seed}", base / f"seed-{seed}-{identity_key(identity)}"
     for folder in (plain, keyed):
-        if (folder / CHECKPOINT).is_file() and stored_identity(folder / CHECKPOINT) == identity:
+        if (folder / CHECKPOINT).is_file() and _stored_identity(folder / CHECKPOINT) == identity:
             return folder
     for folder in (plain, keyed):
         if (folder / CHECKPOINT).exists() and not (folder / CHECKPOINT).is_file():
-            raise RunFolderError(
-                f"{folder / CHECKPOINT} is a folder, not a checkpoint file; move it away so the run can be "
-                "written there (or pass --out to use another runs folder)"
-            )
+            raise RunFolderError(f"{folder / CHECKPOINT} is a folder, not a checkpoint file; move it away so the run "
+                                 "can be written there (or pass --out to use another runs folder)")
     if not (plain / CHECKPOINT).exists():
         return plain
-    found = stored_identity(plain / CHECKPOINT)
-    what = "an unreadable checkpoint" if found is None else f"a run of another identity ({_difference(found, identity)})"
+    found = _stored_identity(plain / CHECKPOINT)
+    what = ("an unreadable checkpoint" if found is None else
+            f"a run of another identity ({describe_difference(found, identity)})")
     warnings.warn(f"{plain} holds {what}; it is kept as it is, and this run uses {keyed}", stacklevel=3)
     return keyed
 
 
-def _difference(found: dict, wanted: dict) -> str:
-    keys = sorted(set(found) | set(wanted))
-    return "; ".join(f"{k}: {found.get(k)!r} there, {wanted.get(k)!r} here" for k in keys if found.get(k) != wanted.get(k))
-
-
-def ensure_writable_dir(folder: Path, what: str = "run folder") -> Path:
-    """Create `folder` (and parents) and check it can be written, with a one-line reason if not."""
+def ensure_writable_dir(folder: Path) -> Path:
+    """Create a run folder (and parents), check it can be written, and clear stale temporary files."""
     hint = "set VAELIB_CACHE or pass --out to use another folder"
     blocker = file_in_the_way(folder)
     if blocker is not None:
         where = "" if blocker == folder else f" (inside {blocker})"
-        raise RunFolderError(f"the {what} {folder} cannot be made{where}: {blocker} is a file, not a folder; "
+        raise RunFolderError(f"the run folder {folder} cannot be made{where}: {blocker} is a file, not a folder; "
                              f"move it or {hint}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe.", suffix=".tmp", delete=True)
-        probe.close()
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe.", suffix=".tmp").close()
     except OSError as exc:
-        raise RunFolderError(f"cannot write to the {what} {folder}: {describe_os_error(exc)}; {hint}") from None
+        raise RunFolderError(f"cannot write to the run folder {folder}: {describe_os_error(exc)}; {hint}") from None
     remove_stale_temp_files(folder)
     return folder
-
-
-def remove_stale_temp_files(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete the temporary files killed writers left in a run folder.
-
-    Those of the checkpoint and of metrics.json as soon as their writer's process is gone
-    (after a minute's grace), any other (`.*.tmp`, `tmp*.tmp`) once it is `older_than` seconds old.
-    """
-    removed = remove_stale_temps_of(folder / CHECKPOINT) + remove_stale_temps_of(folder / METRICS)
-    return removed + _remove_stale(folder, RUN_TEMP_PATTERNS, older_than)
 
 
 @contextlib.contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on a run folder (waits, saying so, if another process has it)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, runs still write atomically
+    ensure_writable_dir(folder)
+    if fcntl is None:  # pragma: no cover
         yield
         return
-    ensure_writable_dir(folder)
     with open(folder / ".lock", "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             print(f"waiting for another process that is training {folder} ...", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file.
-
-    NaN and infinities are refused (they are not JSON); a full or read-only disk raises a
-    one-line `WriteError` and leaves the old file as it was.
-    """
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    with atomic_write(path, "w", what="the file", hint="free some space or choose another place; the old file is unchanged") as handle:
-        handle.write(text)
+        yield  # closing the file releases the lock
 
 
 def read_metrics(path: Path) -> dict:
-    """The JSON object in `metrics.json` ({} if absent); a clear error naming the file if corrupt."""
+    """The JSON object in `metrics.json` ({} if absent); a one-line error naming the file if it is unusable."""
     if not path.exists():
         return {}
     try:
-        raw = path.read_bytes()
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise RunFolderError(f"{path} cannot be read ({describe_os_error(exc)}); move it away and run again") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunFolderError(f"{path} is not valid JSON ({exc}); move it away and run again") from None
     if not isinstance(data, dict):
@@ -186,60 +141,6 @@ def update_metrics(folder: Path, run: dict, update: dict) -> dict:
         metrics = read_metrics(path)
         if metrics.get("run") != run:
             metrics = {}
-        metrics.update(update)
-        metrics["run"] = run
-        metrics = json_safe(metrics)
+        metrics = json_safe({**metrics, **update, "run": run})
         write_json_atomically(path, metrics)
     return metrics
-
-
-def load_model_state(model: torch.nn.Module, state: dict, path: Path) -> None:
-    """`load_state_dict` with a one-line reason when the shapes or keys do not fit."""
-    weights = state.get("model")
-    if not isinstance(weights, dict):
-        raise CheckpointError(f"{path} holds no model weights; move it away or retrain")
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CheckpointError(
-            f"{path} matches this experiment's identity but its weights do not fit the model "
-            f"({first}); it was written by other code: move it away or retrain"
-        ) from None
-
-
-def check_run_state(state: dict, path: Path, build: Callable[[], torch.nn.Module], epochs: int) -> dict:
-    """Check, before anything relies on it, that a checkpoint of the right identity is usable.
-
-    Its epoch count, its training history, its weights (loaded into a scratch model from
-    `build`, made without touching the global random state) and, while it is unfinished
-    (fewer than `epochs` epochs, not stopped early), the optimiser state it resumes from.
-    Each fault is a one-line `CheckpointError` naming the file: such a checkpoint was written
-    by other code, or edited by hand. Returns `state`.
-    """
-    from .train import History
-
-    with torch.random.fork_rng(devices=[]):
-        model = build()
-
-    epoch = state.get("epoch")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise CheckpointError(f"{path} records no valid epoch count ({epoch!r}); move it away or retrain")
-    if not isinstance(state.get("history"), dict):
-        raise CheckpointError(f"{path} has no training history; move it away or retrain")
-    try:
-        History.from_dict(state["history"])
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path} holds a training history this vaelib cannot read ({exc}); "
-                              "move it away or retrain") from None
-    load_model_state(model, state, path)
-    if epoch < epochs and state.get("finished") is not True:
-        if not isinstance(state.get("optimizer"), dict):
-            raise CheckpointError(f"{path} is unfinished ({epoch} of {epochs} epochs) but has no optimiser state "
-                                  "to resume from; move it away or retrain")
-        try:
-            torch.optim.Adam(model.parameters()).load_state_dict(state["optimizer"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path} is unfinished but its optimiser state does not fit the model ({exc}); "
-                                  "move it away or retrain") from None
-    return state

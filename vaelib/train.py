@@ -15,7 +15,6 @@ normalised gradients, and the single-sample KL estimate of their loss.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -25,38 +24,19 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from .checks import check_int, check_one_of, check_positive_int, check_positive_number, check_probability, check_seed
 from .data import binarize_dynamic, binarize_static, check_images, to_unit_float
 from .denormals import flushed_denormals
 from .evaluate import evaluate_elbo
-from .model import VAE
+from .model import KL_ESTIMATES, VAE
 
 LossFn = Callable[..., Tensor]  # batch_loss or its compiled twin: (model, x, config, beta) -> loss
 
 BINARIZATIONS = ("dynamic", "static", "grey")
 OBJECTIVES = ("elbo", "iwae")
 OPTIMIZERS = ("adam", "adam-normgrad")
-KL_ESTIMATES = ("analytic", "sample")
 VALID_BINARIZATION_SEED = 1  # the fixed draw of the validation images (the test images use seed 0)
-
-
-MAX_SEED = 2**63  # seeds are non-negative and fit in a signed 64-bit integer (torch's limit)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
-
-
-def check_seed(seed: Any, name: str = "seed") -> int:
-    """Refuse seeds torch cannot take (negative, >= 2**63, not a whole number) before any work."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
-        raise ValueError(f"{name} must be a whole number in [0, 2**63), got {seed!r}")
-    return seed
 
 
 class TrainingDiverged(RuntimeError):
@@ -99,30 +79,18 @@ class TrainConfig:
     kl_estimate: str = "analytic"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "iw_samples", "eval_batch_size"):
-            _check_positive_int(f"TrainConfig.{name}", getattr(self, name))
-        if self.lr_decay_every is not None:
-            _check_positive_int("TrainConfig.lr_decay_every", self.lr_decay_every)
-        if self.early_stopping_patience is not None:
-            _check_positive_int("TrainConfig.early_stopping_patience", self.early_stopping_patience)
-        w = self.kl_warmup_epochs
-        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-            raise ValueError(f"TrainConfig.kl_warmup_epochs must be a whole number >= 0, got {w!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-        if self.kl_estimate not in KL_ESTIMATES:
-            raise ValueError(f"unknown kl_estimate {self.kl_estimate!r}; choose one of {KL_ESTIMATES}")
-        if self.objective == "iwae" and (w or self.kl_estimate != "analytic"):
-            raise ValueError("kl_warmup_epochs and kl_estimate apply to the ELBO objective, not to objective='iwae'")
+        for name in ("epochs", "batch_size", "iw_samples", "eval_batch_size", "lr_decay_every", "early_stopping_patience"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), f"TrainConfig.{name}")
+        check_int(self.kl_warmup_epochs, "TrainConfig.kl_warmup_epochs", 0)
         check_seed(self.seed, "TrainConfig.seed")
-        if self.binarization not in BINARIZATIONS:
-            raise ValueError(f"unknown binarization {self.binarization!r}; choose one of {BINARIZATIONS}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
-        if not (_is_real(self.lr) and 0 < self.lr < math.inf):
-            raise ValueError(f"TrainConfig.lr must be a finite positive number, got {self.lr!r}")
-        if not (_is_real(self.lr_decay) and 0 < self.lr_decay <= 1):
-            raise ValueError(f"TrainConfig.lr_decay must be in (0, 1] (a factor that lowers the rate), got {self.lr_decay!r}")
+        for name, choices in (("optimizer", OPTIMIZERS), ("kl_estimate", KL_ESTIMATES),
+                              ("binarization", BINARIZATIONS), ("objective", OBJECTIVES)):
+            check_one_of(getattr(self, name), name, choices)
+        if self.objective == "iwae" and (self.kl_warmup_epochs or self.kl_estimate != "analytic"):
+            raise ValueError("kl_warmup_epochs and kl_estimate apply to the ELBO objective, not to objective='iwae'")
+        check_positive_number(self.lr, "TrainConfig.lr")
+        check_probability(self.lr_decay, "TrainConfig.lr_decay")  # a factor that lowers the rate
 
     def recipe(self) -> dict[str, Any]:
         """The fields that change the trained weights and differ from their defaults.
@@ -176,7 +144,7 @@ class History:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, list]) -> "History":
+    def from_dict(cls, data: dict[str, list]) -> History:
         """Rebuild a history; columns added after it was written are filled (NaN, or beta 1)."""
         out = cls(**{k: list(v) for k, v in data.items()})
         n = len(out.epoch)
@@ -189,6 +157,23 @@ class History:
         """The epoch (counted from 1) with the lowest validation -ELBO, the first of ties; None without one."""
         valid = [(v, e) for v, e in zip(self.valid_neg_elbo, self.epoch) if not math.isnan(v)]
         return min(valid, key=lambda t: t[0])[1] if valid else None
+
+    def stopping_point(self) -> StoppingPoint:
+        """The best and the last epoch of a run trained with early stopping on the validation ELBO."""
+        valid = self.valid_neg_elbo
+        if not valid or any(math.isnan(v) for v in valid):
+            raise ValueError("this history has no validation ELBO: the run was not trained with early stopping")
+        best = min(range(len(valid)), key=valid.__getitem__)
+        return StoppingPoint(self.epoch[best], self.epoch[-1], valid[best])
+
+
+@dataclass(frozen=True)
+class StoppingPoint:
+    """Where an early-stopped run ended: the epoch whose weights it kept and the last one trained."""
+
+    best: int  # the epoch with the lowest validation -ELBO (the first such, as the strict rule picks)
+    last: int
+    best_valid_neg_elbo: float
 
 
 def prepare_images(images: Tensor, device: torch.device | str) -> Tensor:
@@ -220,8 +205,7 @@ def batch_loss(model: VAE, x: Tensor, config: TrainConfig, beta: Tensor | float 
         return -(torch.logsumexp(log_w, dim=0) - math.log(config.iw_samples)).mean()
     if config.kl_warmup_epochs == 0 and config.kl_estimate == "analytic":
         return model.loss(x)
-    kwargs = {} if config.kl_estimate == "analytic" else {"kl_estimate": config.kl_estimate}
-    terms = model.elbo(x, **kwargs)
+    terms = model.elbo(x, config.kl_estimate)
     return -(terms.reconstruction - beta * terms.kl).mean()
 
 
@@ -232,11 +216,6 @@ def normalise_gradients(params: list[Tensor]) -> None:
         norms = torch._foreach_norm(grads)
         torch._foreach_add_(norms, 1e-7)
         torch._foreach_div_(grads, norms)
-
-
-def _check_model_supports(model: VAE, config: TrainConfig) -> None:
-    if config.kl_estimate != "analytic" and "kl_estimate" not in inspect.signature(model.elbo).parameters:
-        raise ValueError(f"{type(model).__name__}.elbo has no kl_estimate option; train it with kl_estimate='analytic'")
 
 
 @dataclass
@@ -389,7 +368,6 @@ def _inputs(model: VAE, config: TrainConfig, device: torch.device, train_images:
         raise ValueError(f"images have {data.shape[1]} pixels but the model expects {model.input_dim}")
     if config.uses_validation and valid_images is None:
         raise ValueError("early stopping needs validation images: pass valid_images to fit")
-    _check_model_supports(model, config)
     if config.binarization == "static":
         data = model_inputs(data, "static", seed=config.seed)
     test_x = _fixed_inputs(test_images, device, config.binarization, 0) if test_images is not None else None
@@ -403,15 +381,40 @@ def _resume(checkpoint: str | Path, identity: dict, model: VAE, optimizer: torch
             run: _Progress) -> _Progress:
     """Load a matching checkpoint into the model and optimiser; returns the run's progress."""
     state = load_checkpoint(checkpoint, expect=identity)
-    model.load_state_dict(state["model"])
-    run.history = History.from_dict(state["history"])
+    run.history = checkpoint_history(state, checkpoint)
+    load_model_state(model, state, checkpoint)
     if state.get("finished"):  # stopped early: "model" already holds the best weights
         run.finished = True
         return run
-    optimizer.load_state_dict(state["optimizer"])
+    if not isinstance(state.get("optimizer"), dict):
+        raise CheckpointError(f"{checkpoint} is unfinished but has no optimiser state to resume from; "
+                              "move it away or retrain")
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{checkpoint} is unfinished but its optimiser state does not fit the model ({exc}); "
+                              "move it away or retrain") from None
     if run.stopper is not None:
         run.stopper, run.best_weights = EarlyStopping(**state["early_stopping"]), state["best_model"]
     return run
+
+
+def checkpoint_history(state: dict, path: str | Path) -> History:
+    """The training history of a checkpoint's `state`, checked with its epoch count.
+
+    A checkpoint of the right identity that cannot be used (written by other code, edited by
+    hand) gives a one-line `CheckpointError` naming `path`.
+    """
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"{path} records no valid epoch count ({epoch!r}); move it away or retrain")
+    if not isinstance(state.get("history"), dict):
+        raise CheckpointError(f"{path} has no training history; move it away or retrain")
+    try:
+        return History.from_dict(state["history"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path} holds a training history this vaelib cannot read ({exc}); "
+                              "move it away or retrain") from None
 
 
 def _check_finite(model: VAE, train_loss: float, epoch: int, checkpoint: str | Path | None) -> None:
