@@ -3,6 +3,7 @@ results: `glue` for numbers in the prose, `table` for tables, `percent_and_error
 
 from __future__ import annotations
 
+import math
 import random
 import textwrap
 from dataclasses import dataclass
@@ -105,3 +106,53 @@ def percent_and_error(pair: tuple[float, float]) -> str:
     """A share and its standard error as the chapters print them: (0.123, 0.004) -> "12.3% ± 0.4"."""
     share, stderr = pair
     return f"{100 * share:.1f}% ± {100 * stderr:.1f}"
+
+
+# -- sentences the chapters build from measured numbers (they must read right for any value) ----------
+
+def format_number(value: float, digits: int = 1) -> str:
+    """`value` rounded to `digits` decimals, never written "-0.0" (a rounded zero has no sign)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def factor_phrase(log_ratio: float, lower: str = "lower", higher: str = "higher") -> str:
+    """A log-ratio (nats) as a factor in words: "3.2 times lower", "about the same" below 10%.
+
+    Positive `log_ratio` means the first quantity is larger by exp(log_ratio) ("higher").
+    """
+    factor = math.exp(abs(log_ratio))
+    if factor < 1.1:
+        return "about the same (within 10%)"
+    word = higher if log_ratio > 0 else lower
+    return f"{factor:.2g} times {word}" if factor < 10 else f"{factor:.0f} times {word}"
+
+
+def dip_sentence(dips: Any, what: str) -> str:
+    """How far walks sink below their chords, from each walk's dip (nats, >= 0): median and spread.
+
+    `what` names the walks ("the walks between component means"). Reads right for any value.
+    """
+    dips = torch.as_tensor(dips, dtype=torch.float64)
+    if dips.numel() == 0:
+        raise ValueError("no walks given: the dip of an empty set of walks is undefined")
+    lo, med, hi = (float(q) for q in torch.quantile(dips, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)))
+    spread = f"10th to 90th percentile over {dips.numel()} walks: {format_number(lo, 2)} to {format_number(hi, 2)}"
+    if med < 0.005:
+        return f"along {what} the prior's log-density does not sink below the chord for the median walk ({spread})"
+    return (f"along {what} the prior's log-density sinks a median {format_number(med, 2)} nats below the chord "
+            f"({spread}), so at its lowest point the density is {factor_phrase(-med)} than the chord's")
+
+
+def share_ratio_phrase(share: float, reference: float) -> str:
+    """How often something happens relative to a reference rate, in words ("2.4 times as often")."""
+    if not 0 <= share <= 1 or not 0 <= reference <= 1:
+        raise ValueError(f"shares must lie in [0, 1], got {share!r} and {reference!r}")
+    if reference == 0:
+        return "while the reference never does" if share > 0 else "as often as the reference: never"
+    ratio = share / reference
+    if 0.9 <= ratio <= 1.1:
+        return "about as often as the reference"
+    if ratio > 1:
+        return f"{ratio:.2g} times as often as the reference"
+    return f"{1 / ratio:.2g} times less often than the reference"
