@@ -180,3 +180,25 @@ def test_prior_contours_only_for_two_dimensions():
     with pytest.raises(ValueError, match="2-d"):
         plots.prior_contours(ax, StandardNormal(3), (-3, 3, -3, 3))
     plt.close(fig)
+
+
+def test_walk_pairs_fall_back_when_too_few_are_sure():
+    from vaelib.classifier import walk_pairs
+    gen = torch.Generator().manual_seed(0)
+    digits = torch.tensor([0, 1, 1, 2])
+    i, j, note = walk_pairs(digits, torch.tensor([True, True, False, False]), 10, gen)
+    assert "confidently" in note and set(i.tolist()) | set(j.tolist()) <= {0, 1}
+    i, j, note = walk_pairs(digits, torch.zeros(4, dtype=torch.bool), 10, gen)
+    assert "any two" in note and torch.all(digits[i] != digits[j])
+    i, j, note = walk_pairs(torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.bool), 10, gen)
+    assert "same digit" in note and torch.all(i != j)
+
+
+def test_islands_verdict_names_which_signs_are_present():
+    from vaelib.notebook import islands_verdict
+    assert islands_verdict(5.0, 0.10, 0.01).startswith("both")
+    assert islands_verdict(5.0, 0.01, 0.01).startswith("only the prior")
+    assert islands_verdict(0.5, 0.10, 0.01).startswith("only the decoder")
+    assert islands_verdict(0.0, -0.10, 0.01).startswith("neither")
+    with pytest.raises(ValueError, match="standard error"):
+        islands_verdict(1.0, 0.0, float("nan"))

@@ -327,3 +327,24 @@ def confident_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Gener
     i, j = (candidates[torch.randint(len(candidates), (50 * n,), generator=generator)] for _ in range(2))
     keep = digits[i] != digits[j]
     return i[keep][:n], j[keep][:n]
+
+
+def walk_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, str]:
+    """Pairs of endpoints for walks, with a note saying how they were chosen.
+
+    Preferably two items read confidently (`sure`) as different digits; after short training,
+    when too few are sure, any two items read as different digits; when every item reads as
+    the same digit, two different items.
+    """
+    digits, sure = torch.as_tensor(digits).cpu(), torch.as_tensor(sure).cpu().bool()
+    try:
+        i, j = confident_pairs(digits, sure, n, generator)
+        return i, j, f"endpoints chosen among the {int(sure.sum())} read confidently, always two different digits"
+    except ValueError:
+        pass
+    try:
+        i, j = confident_pairs(digits, torch.ones_like(sure), n, generator)
+        return i, j, "too few endpoints are read confidently, so any two read as different digits are joined"
+    except ValueError:
+        i, j = confident_pairs(torch.arange(len(digits)), torch.ones_like(sure), n, generator)
+        return i, j, "every endpoint reads as the same digit, so two different ones are joined"

@@ -156,3 +156,25 @@ def share_ratio_phrase(share: float, reference: float) -> str:
     if ratio > 1:
         return f"{ratio:.2g} times as often as the reference"
     return f"{1 / ratio:.2g} times less often than the reference"
+
+
+SINK_NATS = 2.0  # a walk "sinks" when its median dip below the chord exceeds this (a density factor of about 7)
+
+
+def islands_verdict(median_dip: float, hybrid_difference: float, stderr: float) -> str:
+    """The islands test in words: does the prior sink between its components (median dip over
+    `SINK_NATS`), and do the mixture's walks cross more hybrids than the VAE's walks between the
+    same images (`hybrid_difference`, mixture minus VAE, more than two standard errors above 0)?"""
+    if not stderr >= 0:
+        raise ValueError(f"a standard error must be >= 0, got {stderr!r}")
+    sinks = median_dip > SINK_NATS
+    more = hybrid_difference > 2 * stderr
+    if sinks and more:
+        return "both signs of islands are present: the prior thins out between its components and the decoder draws more hybrids there"
+    if sinks:
+        return ("only the prior shows a sign of islands: it thins out between its components, but the decoder "
+                "draws no more hybrids along the walks than the VAE's decoder does between the same images")
+    if more:
+        return ("only the decoder shows a sign of islands: the prior does not thin out between its components, "
+                "yet the decoder draws more hybrids along the walks than the VAE's decoder does")
+    return "neither sign of islands is present"
