@@ -202,3 +202,16 @@ def test_islands_verdict_names_which_signs_are_present():
     assert islands_verdict(0.0, -0.10, 0.01).startswith("neither")
     with pytest.raises(ValueError, match="standard error"):
         islands_verdict(1.0, 0.0, float("nan"))
+
+
+def test_prior_log_p_median_is_a_yardstick_that_leaves_the_rng_alone():
+    from vaelib.explorer import prior_log_p_median
+    prior = StandardNormal(10)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    value = prior_log_p_median(prior)
+    assert torch.equal(before, torch.random.get_rng_state())
+    # log N(z; 0, I) = -(D log 2 pi + |z|^2) / 2 and the median of a chi-square(10) is about 9.34
+    assert value == pytest.approx(-0.5 * (10 * math.log(2 * math.pi) + 9.34), abs=0.15)
+    with pytest.raises(ValueError, match="positive integer"):
+        prior_log_p_median(prior, n=0)
