@@ -20,7 +20,7 @@ from _common import benchmark_devices, print_header, synchronize
 from vaelib.data import binarize_dynamic, binarize_static, load_dataset
 from vaelib.evaluate import evaluate_elbo, iw_log_likelihood
 from vaelib.experiments import PROFILES, get_experiment
-from vaelib.train import VALID_BINARIZATION_SEED, _batch_loss, _normalise_gradients, prepare_images
+from vaelib.train import VALID_BINARIZATION_SEED, batch_loss, normalise_gradients, prepare_images
 
 
 def measure(name: str, steps: int, iw_images: int, device: torch.device) -> dict:
@@ -40,10 +40,10 @@ def measure(name: str, steps: int, iw_images: int, device: torch.device) -> dict
     began = time.perf_counter()
     for step in range(steps):
         idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-        loss = _batch_loss(model, binarize_dynamic(train[idx], gen), config, beta=config.beta_at(0))
+        loss = batch_loss(model, binarize_dynamic(train[idx], gen), config, beta=config.beta_at(0))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        _normalise_gradients(params)
+        normalise_gradients(params)
         optimizer.step()
     synchronize(device)
     train_s = (time.perf_counter() - began) * steps_per_epoch / steps

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate committed reference runs: train (the `full` profile's 400 epochs, or with
 # PROFILE=tw the Tomczak & Welling protocol), evaluate (IW k=5000 on all 10,000 test images),
-# export to vaelib/reference_runs/PROFILE/NAME/.
+# export to vaelib/reference_runs/PROFILE/NAME/ (tw runs: also scored on their code's test binarisation).
 #
 #   bash benchmarks/make_reference.sh vae-z10 mog-z10-m1000      # the runs named
 #   bash benchmarks/make_reference.sh                             # the whole reference set
@@ -27,4 +27,8 @@ for name in "${names[@]}"; do
     python -m vaelib evaluate "$name" --profile "$profile" --device "${DEVICE:-cpu}" --quiet
     echo "== $name: export ($(date -u +%FT%TZ))"
     python -m vaelib export-reference "$name" --profile "$profile"
+    if [ "$profile" = tw ]; then
+        echo "== $name: score on their test binarisation ($(date -u +%FT%TZ))"
+        python benchmarks/score_their_binarization.py "$name" --profile tw
+    fi
 done

@@ -449,3 +449,26 @@ def binarize_static(images: Tensor, seed: int = 0, *, n_pixels: int | None = 784
     probs = to_unit_float(images.cpu() if isinstance(images, Tensor) else images, n_pixels=n_pixels)
     noise = torch.rand(probs.shape, generator=torch.Generator().manual_seed(seed))
     return (noise < probs).float().to(images.device)
+
+
+def their_binary_test_set(valid_images: Tensor, test_images: Tensor) -> Tensor:
+    """The fixed binary test set of Tomczak & Welling's code (and of the Exemplar VAE's fork).
+
+    Their loader divides the grey levels by 255, seeds NumPy's global generator with 777,
+    draws the validation images' Bernoulli pixels first and then the test images'. Repeated
+    here on the classic split (uint8 (N, 28, 28) or (N, 784) each), so that our models are
+    scored on the same binary test images as their published numbers. Returns (N_test, 784)
+    float32 zeros and ones on the CPU; NumPy's global generator is left as it was.
+    """
+    check_images(valid_images, n_pixels=None, require_uint8=True)
+    check_images(test_images, n_pixels=None, require_uint8=True)
+    x_val = valid_images.reshape(valid_images.shape[0], -1).numpy() / 255.0
+    x_test = test_images.reshape(test_images.shape[0], -1).numpy() / 255.0
+    saved = np.random.get_state()
+    try:
+        np.random.seed(777)
+        np.random.binomial(1, x_val)
+        drawn = np.random.binomial(1, x_test)
+    finally:
+        np.random.set_state(saved)
+    return torch.from_numpy(drawn.astype(np.float32))

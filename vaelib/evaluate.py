@@ -86,19 +86,43 @@ def iw_log_likelihood(
     seed: int = 0,
     progress: bool = False,
 ) -> LogLikelihood:
-    """log p(x) ~= log (1/k) sum_i p(x, z_i)/q(z_i|x) (Burda et al., 2016) for each image.
+    """log p(x) ~= log (1/k) sum_i p(x, z_i)/q(z_i|x) (Burda et al., 2016) for each uint8 image.
+
+    The images are scored on the fixed binarisation of `binary_test_set` (seed `seed`);
+    `iw_log_likelihood_of_inputs` scores inputs binarised some other way.
+    """
+    if not isinstance(k, int) or k <= 0:
+        raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
+    x = binary_test_set(model, images, seed)
+    return iw_log_likelihood_of_inputs(model, x, k, batch_size=batch_size, max_rows=max_rows, seed=seed,
+                                       progress=progress)
+
+
+@torch.no_grad()
+def iw_log_likelihood_of_inputs(
+    model: VAE,
+    x: Tensor,
+    k: int = 5000,
+    *,
+    batch_size: int = 100,
+    max_rows: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> LogLikelihood:
+    """The importance-weighted log p(x) of model inputs x (N, D), floats as the model reads them.
 
     Images go `batch_size` at a time; their k samples in chunks so that at most
     `max_rows` decoder passes are alive at once (bounded memory for k = 5000). The default
     suits the device: 32768 rows keep a GPU busy, while a CPU runs fastest when a chunk's
     (rows x components) prior matrix stays in cache, about 1024 rows (benchmarks/bench_iw.py).
+    The samples are drawn from torch's generator seeded with `seed`.
     """
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f"k (importance samples per image) must be a positive integer, got {k!r}")
     if batch_size <= 0 or (max_rows is not None and max_rows <= 0):
         raise ValueError(f"batch_size and max_rows must be positive, got {batch_size} and {max_rows}")
     model.eval()
-    x = binary_test_set(model, images, seed)
+    x = x.to(_device(model))
     if max_rows is None:
         max_rows = GPU_MAX_ROWS if x.is_cuda else CPU_MAX_ROWS
     chunk = max(1, min(k, max_rows // batch_size))

@@ -20,15 +20,18 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import binarize_dynamic, binarize_static, check_images, to_unit_float
+from .denormals import flushed_denormals
 from .evaluate import evaluate_elbo
 from .model import VAE
+
+LossFn = Callable[..., Tensor]  # batch_loss or its compiled twin: (model, x, config, beta) -> loss
 
 BINARIZATIONS = ("dynamic", "static", "grey")
 OBJECTIVES = ("elbo", "iwae")
@@ -210,18 +213,19 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63 - 1)
 
 
-def _batch_loss(model: VAE, x: Tensor, config: TrainConfig, beta: float = 1.0) -> Tensor:
+def batch_loss(model: VAE, x: Tensor, config: TrainConfig, beta: Tensor | float = 1.0) -> Tensor:
+    """The mean loss of one batch: -ELBO with the KL weighted by `beta`, or the IWAE bound's negative."""
     if config.objective == "iwae":
         log_w = model.log_weights(x, config.iw_samples)
         return -(torch.logsumexp(log_w, dim=0) - math.log(config.iw_samples)).mean()
-    if beta == 1.0 and config.kl_estimate == "analytic":
+    if config.kl_warmup_epochs == 0 and config.kl_estimate == "analytic":
         return model.loss(x)
     kwargs = {} if config.kl_estimate == "analytic" else {"kl_estimate": config.kl_estimate}
     terms = model.elbo(x, **kwargs)
     return -(terms.reconstruction - beta * terms.kl).mean()
 
 
-def _normalise_gradients(params: list[Tensor]) -> None:
+def normalise_gradients(params: list[Tensor]) -> None:
     """Divide each gradient by its L2 norm + 1e-7, tensor by tensor (their AdamNormGrad)."""
     grads = [p.grad for p in params if p.grad is not None]
     if grads:
@@ -268,6 +272,58 @@ def _fixed_inputs(images: Tensor, device: torch.device, binarization: str, seed:
     return model_inputs(prepare_images(images, device), "grey" if binarization == "grey" else "static", seed=seed)
 
 
+def train_one_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: Tensor, config: TrainConfig, epoch: int,
+                    loss_fn: LossFn = batch_loss) -> Tensor:
+    """One pass over the training images `data` (N, D) in a fresh random order.
+
+    `data` holds uint8 pixels, binarised batch by batch here, or for static binarisation
+    the fixed binary draw itself.
+    Returns the mean training loss as a 0-d tensor, left on the device so that no step
+    waits for the host. Epoch `epoch` draws its order, binarisation and noise from
+    generators seeded by (seed, epoch), so a resumed run repeats them exactly.
+    """
+    beta = torch.tensor(config.beta_at(epoch), device=data.device)
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr_at(epoch)
+    torch.manual_seed(_epoch_seed(config.seed, epoch))  # the reparameterisation noise
+    gen = torch.Generator(device=data.device).manual_seed(_epoch_seed(config.seed, epoch) + 1)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    total = torch.zeros((), device=data.device)
+    for idx in torch.randperm(data.shape[0], generator=gen, device=data.device).split(config.batch_size):
+        x = data[idx] if config.binarization == "static" else model_inputs(data[idx], config.binarization, gen)
+        loss = loss_fn(model, x, config, beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.optimizer == "adam-normgrad":
+            normalise_gradients(params)
+        optimizer.step()
+        total += loss.detach() * idx.shape[0]
+    return total / data.shape[0]
+
+
+
+TEST_CURVE_EVERY = 10  # with early stopping, the test curve is scored every 10th epoch (the validation one decides)
+
+
+@dataclass
+class _Progress:
+    """What a run carries from epoch to epoch, and what its checkpoint saves."""
+
+    history: History = field(default_factory=History)
+    stopper: EarlyStopping | None = None
+    best_weights: dict[str, Tensor] | None = None
+    finished: bool = False
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history.epoch)
+
+
+def make_optimizer(model: VAE, config: TrainConfig) -> torch.optim.Adam:
+    """Adam with fused updates (one kernel for all parameters, on the CPU as on a GPU)."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+
+
 def fit(
     model: VAE,
     train_images: Tensor,
@@ -279,150 +335,169 @@ def fit(
     meta: dict[str, Any] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
+    compile: bool = False,
 ) -> History:
     """Train `model` on uint8 `train_images`; returns the per-epoch `History`.
 
     With `checkpoint`, the state is saved there after every epoch, and a matching
     unfinished checkpoint (same `meta` and `config`) is resumed instead of starting over.
-    `valid_images` (uint8, one fixed binary draw) give the validation ELBO that early
-    stopping watches; they are needed when `config.early_stopping_patience` is set.
+    `valid_images` give the validation ELBO that early stopping watches (needed when
+    `config.early_stopping_patience` is set); the test curve is then scored every
+    `TEST_CURVE_EVERY` epochs. `compile=True` runs the loss through `torch.compile`:
+    the same numbers up to rounding, faster steps after a warm-up of seconds to a minute.
     """
     device = torch.device(device or next(model.parameters()).device)
     model.to(device).train()
+    data, test_x, valid_x = _inputs(model, config, device, train_images, test_images, valid_images)
+    optimizer = make_optimizer(model, config)
+    identity = {"meta": meta or {}, "train_config": config.recipe()}
+    run = _Progress(stopper=EarlyStopping(config.early_stopping_patience, config.kl_warmup_epochs)
+                    if config.uses_validation else None)
+    if checkpoint is not None and Path(checkpoint).exists():
+        run = _resume(checkpoint, identity, model, optimizer, run)
+    if run.finished:  # stopped early before: the model holds its best weights
+        model.eval()
+        return run.history
+    loss_fn = compiled_batch_loss() if compile else batch_loss
+    epochs = _progress_bar(range(run.epochs_done, config.epochs), progress, initial=run.epochs_done, total=config.epochs)
+    with model.trusted_inputs(), flushed_denormals():
+        for epoch in epochs:
+            began = time.perf_counter()
+            train_loss = train_one_epoch(model, optimizer, data, config, epoch, loss_fn).item()
+            _check_finite(model, train_loss, epoch, checkpoint)
+            valid = _validation_loss(model, valid_x, config, epoch)
+            test_every = TEST_CURVE_EVERY if valid_x is not None else 1
+            test = evaluate_elbo(model, test_x, config.eval_batch_size) if _scores_test(test_x, epoch, config, test_every) else {}
+            _record(run.history, config, epoch, train_loss, valid, test, time.perf_counter() - began)
+            _update_stopping(run, model, config, epoch, valid)
+            if hasattr(epochs, "set_postfix"):
+                epochs.set_postfix(**_postfix(run, train_loss, valid, test))
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, _checkpoint_payload(identity, model, optimizer, run))
+            if run.finished:
+                break
+    model.eval()
+    return run.history
+
+
+def _inputs(model: VAE, config: TrainConfig, device: torch.device, train_images: Tensor,
+            test_images: Tensor | None, valid_images: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Training data on the device (uint8, or the fixed draw under static binarisation), test and
+    validation inputs as fixed binary draws (seed 0 for test, as every evaluation uses)."""
     data = prepare_images(train_images, device)
     if data.shape[1] != model.input_dim:
         raise ValueError(f"images have {data.shape[1]} pixels but the model expects {model.input_dim}")
     if config.uses_validation and valid_images is None:
         raise ValueError("early stopping needs validation images: pass valid_images to fit")
     _check_model_supports(model, config)
-    # Test and validation curves score a fixed binarisation (seed 0 for the test images, the one every
-    # evaluation uses), or grey levels for a grey model.
+    if config.binarization == "static":
+        data = model_inputs(data, "static", seed=config.seed)
     test_x = _fixed_inputs(test_images, device, config.binarization, 0) if test_images is not None else None
     valid_x = None
     if valid_images is not None:
         valid_x = _fixed_inputs(valid_images, device, config.binarization, VALID_BINARIZATION_SEED)
+    return data, test_x, valid_x
 
-    fused = device.type == "cuda"
-    params = list(model.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr, fused=fused)
-    history, start_epoch = History(), 0
-    stopper = EarlyStopping(config.early_stopping_patience, config.kl_warmup_epochs) if config.uses_validation else None
-    best_weights: dict[str, Tensor] | None = None
-    identity = {"meta": meta or {}, "train_config": config.recipe()}
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, expect=identity)
-        model.load_state_dict(state["model"])
-        history, start_epoch = History.from_dict(state["history"]), state["epoch"]
-        if state.get("finished"):  # stopped early: "model" already holds the best weights
-            model.eval()
-            return history
-        optimizer.load_state_dict(state["optimizer"])
-        if stopper is not None:
-            stopper = EarlyStopping(**state["early_stopping"])
-            best_weights = state["best_model"]
 
-    n, bs = data.shape[0], config.batch_size
-    static_x = model_inputs(data, "static", seed=config.seed) if config.binarization == "static" else None
-    bar = _progress_bar(range(start_epoch, config.epochs), progress, initial=start_epoch, total=config.epochs)
-    for epoch in bar:
-        began = time.perf_counter()
-        beta = config.beta_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr_at(epoch)
-        torch.manual_seed(_epoch_seed(config.seed, epoch))  # reparameterisation noise
-        gen = torch.Generator(device=device).manual_seed(_epoch_seed(config.seed, epoch) + 1)
-        order = torch.randperm(n, generator=gen, device=device)
-        total = torch.zeros((), device=device)
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
-            x = static_x[idx] if static_x is not None else model_inputs(data[idx], config.binarization, gen)
-            loss = _batch_loss(model, x, config, beta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.optimizer == "adam-normgrad":
-                _normalise_gradients(params)
-            optimizer.step()
-            total += loss.detach() * idx.shape[0]
-        train_loss = (total / n).item()
-        if not math.isfinite(train_loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
-            where = f"; the last good state (epoch {epoch}) is in {checkpoint}" if checkpoint and epoch else ""
-            raise TrainingDiverged(
-                f"training diverged in epoch {epoch + 1}: the loss became {train_loss}{where}. "
-                "Try a lower learning rate or check the input data for NaN."
-            )
-        valid = math.nan
-        if valid_x is not None:
-            torch.manual_seed(_epoch_seed(config.seed, epoch) + 2)  # its own noise: same with or without a test set
-            valid = evaluate_elbo(model, valid_x, config.eval_batch_size, config.kl_estimate)["neg_elbo"]
-        test = evaluate_elbo(model, test_x, config.eval_batch_size) if test_x is not None else {}
-        history.epoch.append(epoch + 1)
-        history.lr.append(config.lr_at(epoch))
-        history.train_loss.append(train_loss)
-        history.test_neg_elbo.append(test.get("neg_elbo", math.nan))
-        history.test_kl.append(test.get("kl", math.nan))
-        history.test_reconstruction.append(test.get("reconstruction", math.nan))
-        history.seconds.append(time.perf_counter() - began)
-        history.valid_neg_elbo.append(valid)
-        history.beta.append(beta)
-        finished = False
-        if stopper is not None:
-            if stopper.update(epoch + 1, valid):
-                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            finished = stopper.stopped or epoch + 1 == config.epochs
-            if finished and best_weights is not None:
-                model.load_state_dict(best_weights)
-        if hasattr(bar, "set_postfix"):
-            postfix = {"loss": f"{train_loss:.2f}", "test": f"{test.get('neg_elbo', math.nan):.2f}"}
-            if stopper is not None:
-                postfix.update(valid=f"{valid:.2f}", best=stopper.best_epoch, beta=f"{beta:.2f}")
-            bar.set_postfix(**postfix)
-        if checkpoint is not None:
-            payload = {**identity, "epoch": epoch + 1, "model": model.state_dict()}
-            if not finished:
-                payload["optimizer"] = optimizer.state_dict()
-            payload["history"] = history.to_dict()
-            if stopper is not None:
-                payload["early_stopping"] = stopper.to_dict()
-                if finished:
-                    payload["finished"] = True  # "model" is the best epoch's; nothing is left to resume
-                else:
-                    payload["best_model"] = best_weights
-            save_checkpoint(checkpoint, payload)
-        if finished:
-            break
-    model.eval()
-    return history
+def _resume(checkpoint: str | Path, identity: dict, model: VAE, optimizer: torch.optim.Optimizer,
+            run: _Progress) -> _Progress:
+    """Load a matching checkpoint into the model and optimiser; returns the run's progress."""
+    state = load_checkpoint(checkpoint, expect=identity)
+    model.load_state_dict(state["model"])
+    run.history = History.from_dict(state["history"])
+    if state.get("finished"):  # stopped early: "model" already holds the best weights
+        run.finished = True
+        return run
+    optimizer.load_state_dict(state["optimizer"])
+    if run.stopper is not None:
+        run.stopper, run.best_weights = EarlyStopping(**state["early_stopping"]), state["best_model"]
+    return run
+
+
+def _check_finite(model: VAE, train_loss: float, epoch: int, checkpoint: str | Path | None) -> None:
+    if not math.isfinite(train_loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
+        where = f"; the last good state (epoch {epoch}) is in {checkpoint}" if checkpoint and epoch else ""
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1}: the loss became {train_loss}{where}. "
+            "Try a lower learning rate or check the input data for NaN."
+        )
+
+
+def _validation_loss(model: VAE, valid_x: Tensor | None, config: TrainConfig, epoch: int) -> float:
+    if valid_x is None:
+        return math.nan
+    torch.manual_seed(_epoch_seed(config.seed, epoch) + 2)  # its own noise: same with or without a test set
+    return evaluate_elbo(model, valid_x, config.eval_batch_size, config.kl_estimate)["neg_elbo"]
+
+
+def _scores_test(test_x: Tensor | None, epoch: int, config: TrainConfig, every: int) -> bool:
+    return test_x is not None and ((epoch + 1) % every == 0 or epoch + 1 == config.epochs)
+
+
+def _record(history: History, config: TrainConfig, epoch: int, train_loss: float, valid: float,
+            test: dict[str, float], seconds: float) -> None:
+    """Append one epoch to the history (test terms NaN on epochs without a test score)."""
+    history.epoch.append(epoch + 1)
+    history.lr.append(config.lr_at(epoch))
+    history.train_loss.append(train_loss)
+    history.test_neg_elbo.append(test.get("neg_elbo", math.nan))
+    history.test_kl.append(test.get("kl", math.nan))
+    history.test_reconstruction.append(test.get("reconstruction", math.nan))
+    history.seconds.append(seconds)
+    history.valid_neg_elbo.append(valid)
+    history.beta.append(config.beta_at(epoch))
+
+
+def _update_stopping(run: _Progress, model: VAE, config: TrainConfig, epoch: int, valid: float) -> None:
+    """Early stopping: keep the best epoch's weights; at the end, put them back in the model."""
+    if run.stopper is None:
+        return
+    if run.stopper.update(epoch + 1, valid):
+        run.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    run.finished = run.stopper.stopped or epoch + 1 == config.epochs
+    if run.finished and run.best_weights is not None:
+        model.load_state_dict(run.best_weights)
+
+
+def _checkpoint_payload(identity: dict, model: VAE, optimizer: torch.optim.Optimizer, run: _Progress) -> dict:
+    """What resumes the run: weights, optimiser and early-stopping state, history, identity."""
+    payload = {**identity, "epoch": run.epochs_done, "model": model.state_dict()}
+    if not run.finished:
+        payload["optimizer"] = optimizer.state_dict()
+    payload["history"] = run.history.to_dict()
+    if run.stopper is not None:
+        payload["early_stopping"] = run.stopper.to_dict()
+        if run.finished:
+            payload["finished"] = True  # "model" is the best epoch's; nothing is left to resume
+        else:
+            payload["best_model"] = run.best_weights
+    return payload
+
+
+def _postfix(run: _Progress, train_loss: float, valid: float, test: dict[str, float]) -> dict[str, Any]:
+    postfix = {"loss": f"{train_loss:.2f}", "test": f"{test.get('neg_elbo', math.nan):.2f}"}
+    if run.stopper is not None:
+        postfix.update(valid=f"{valid:.2f}", best=run.stopper.best_epoch, beta=f"{run.history.beta[-1]:.2f}")
+    return postfix
+
+
+def compiled_batch_loss() -> LossFn:
+    """`batch_loss` through `torch.compile`, drawing its random numbers as eager PyTorch does.
+
+    `fallback_random` keeps the noise stream of the eager loss, so a compiled run differs from
+    an eager one only by rounding. Dynamic shapes stay off: every batch but an epoch's last has
+    the same size, so at most two graphs are compiled.
+    """
+    import torch._inductor.config  # torch's compiler loads only when asked for
+
+    torch._inductor.config.fallback_random = True
+    return torch.compile(batch_loss, dynamic=False)
 
 
 def _progress_bar(iterable: range, enabled: bool, **kwargs: Any):
     """tqdm.auto renders as a widget in notebooks and as text in a terminal."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # imports ipywidgets: only when a bar is shown
 
     return tqdm(iterable, desc="epochs", unit="epoch", **kwargs)
-
-
-# -- fit checks its inputs once ----------------------------------------------------------------
-import contextlib  # noqa: E402
-import functools  # noqa: E402
-
-from .denormals import flushed_denormals  # noqa: E402
-from typing import Callable  # noqa: E402
-
-
-def _checks_images_once(train: Callable[..., History]) -> Callable[..., History]:
-    """Run `fit` with the model's per-call pixel check off: `fit` checks its uint8 images once,
-    up front, and every batch it derives from them is valid by construction, so scanning (and,
-    on a GPU, synchronising on) each batch again would only slow the training loop down."""
-
-    @functools.wraps(train)
-    def wrapper(model: VAE, *args: Any, **kwargs: Any) -> History:
-        trusted = model.trusted_inputs() if isinstance(model, VAE) else contextlib.nullcontext()
-        with trusted, flushed_denormals():
-            return train(model, *args, **kwargs)
-
-    return wrapper
-
-
-fit = _checks_images_once(fit)
