@@ -215,3 +215,11 @@ def test_prior_log_p_median_is_a_yardstick_that_leaves_the_rng_alone():
     assert value == pytest.approx(-0.5 * (10 * math.log(2 * math.pi) + 9.34), abs=0.15)
     with pytest.raises(ValueError, match="positive integer"):
         prior_log_p_median(prior, n=0)
+
+
+def test_share_with_error_matches_the_sweep_and_the_binomial_error():
+    from vaelib.classifier import share_with_error
+    probs = one_hot_probs([0.55, 0.85, 0.95, 0.999])
+    share, stderr = share_with_error(probs, 0.9)
+    assert share == 0.5 and stderr == pytest.approx(math.sqrt(0.25 / 4))
+    assert share_with_error(probs, 0.5) == (0.0, 0.0)

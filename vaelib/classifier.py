@@ -348,3 +348,10 @@ def walk_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Generator)
     except ValueError:
         i, j = confident_pairs(torch.arange(len(digits)), torch.ones_like(sure), n, generator)
         return i, j, "every endpoint reads as the same digit, so two different ones are joined"
+
+
+def share_with_error(probs: Tensor, threshold: float = 0.9) -> tuple[float, float]:
+    """The hybrid share of class probabilities (N, 10) already computed, at one threshold, and its
+    binomial standard error: what the tables of chapters 2 and 3 print for each kind of image."""
+    share = float(hybrid_sweep(probs, [threshold])[0])
+    return share, math.sqrt(share * (1 - share) / probs.shape[0])
