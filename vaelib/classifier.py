@@ -339,15 +339,15 @@ def walk_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Generator)
     digits, sure = torch.as_tensor(digits).cpu(), torch.as_tensor(sure).cpu().bool()
     try:
         i, j = confident_pairs(digits, sure, n, generator)
-        return i, j, f"endpoints chosen among the {int(sure.sum())} read confidently, always two different digits"
+        return i, j, f"drawn among the {int(sure.sum())} read confidently, always two different digits"
     except ValueError:
         pass
     try:
         i, j = confident_pairs(digits, torch.ones_like(sure), n, generator)
-        return i, j, "too few endpoints are read confidently, so any two read as different digits are joined"
+        return i, j, "too few are read confidently, so any two read as different digits"
     except ValueError:
         i, j = confident_pairs(torch.arange(len(digits)), torch.ones_like(sure), n, generator)
-        return i, j, "every endpoint reads as the same digit, so two different ones are joined"
+        return i, j, "all read as the same digit, so any two different ones"
 
 
 def share_with_error(probs: Tensor, threshold: float = 0.9) -> tuple[float, float]:
