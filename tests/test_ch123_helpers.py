@@ -149,6 +149,9 @@ def test_dip_sentence_reads_right_for_any_value():
 ])
 def test_share_ratio_phrase(share, ref, text):
     assert share_ratio_phrase(share, ref) == text
+    assert share_ratio_phrase(0.536, 0.067, "real digits") == "8 times as often as real digits"
+    with pytest.raises(ValueError, match="shares"):
+        share_ratio_phrase(1.5, 0.1)
 
 
 def test_sample_panels_size_digits_for_reading():
@@ -196,9 +199,12 @@ def test_walk_pairs_fall_back_when_too_few_are_sure():
 
 def test_islands_verdict_names_which_signs_are_present():
     from vaelib.notebook import islands_verdict
-    assert islands_verdict(5.0, 0.10, 0.01).startswith("both")
+    both = islands_verdict(5.0, 0.10, 0.01)
+    assert both.startswith("the prior thins out") and "more hybrids" in both and "10.0 percentage" in both
+    slight = islands_verdict(5.0, 0.025, 0.009)
+    assert "slightly more hybrids" in slight and "2.5 percentage points" in slight
     assert islands_verdict(5.0, 0.01, 0.01).startswith("only the prior")
-    assert islands_verdict(0.5, 0.10, 0.01).startswith("only the decoder")
+    assert islands_verdict(0.5, 0.10, 0.01).startswith("the prior does not thin out")
     assert islands_verdict(0.0, -0.10, 0.01).startswith("neither")
     with pytest.raises(ValueError, match="standard error"):
         islands_verdict(1.0, 0.0, float("nan"))
