@@ -130,14 +130,18 @@ def confident_share(probs: Tensor, threshold: float = 0.9) -> float:
     return float((probs.max(dim=-1).values >= threshold).float().mean())
 
 
-def hybrid_share(classifier: DigitClassifier, images: Tensor, threshold: float = 0.9) -> float:
-    """Share of `images` the classifier cannot assign confidently (top class probability < threshold)."""
+def hybrid_share(classifier: DigitClassifier, images: Tensor,
+                 threshold: float = 0.9) -> float:
+    """Share of `images` the classifier cannot assign confidently
+    (top class probability < threshold)."""
     if not isinstance(classifier, DigitClassifier):
-        raise TypeError(f"expected a DigitClassifier (see get_classifier), got {type(classifier).__name__}")
+        got = type(classifier).__name__
+        raise TypeError(f"expected a DigitClassifier (see get_classifier), got {got}")
     _check_threshold(threshold)
     probs = classifier.predict_proba(images)
     if probs.shape[0] == 0:
-        raise ValueError("no images given: the hybrid share of an empty batch is undefined")
+        raise ValueError("no images given: the hybrid share of an empty batch is "
+                         "undefined")
     return 1.0 - confident_share(probs, threshold)
 
 
@@ -231,10 +235,13 @@ def get_classifier(profile: str | Profile | None = None, device: str | torch.dev
 SWEEP_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # chapters 2 and 3 sweep the threshold over these
 
 
-def hybrid_sweep(probs: Tensor, thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> Tensor:
-    """The share of hybrids (top class probability below t) at each threshold t: shape (len(thresholds),).
+def hybrid_sweep(probs: Tensor,
+                 thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> Tensor:
+    """The share of hybrids (top class probability below t) at each threshold t:
+    shape (len(thresholds),).
 
-    `probs` are class probabilities (N, 10) from `DigitClassifier.predict_proba`, computed once.
+    `probs` are class probabilities (N, 10) from `DigitClassifier.predict_proba`,
+    computed once.
     """
     top = _check_probs(probs).max(dim=-1).values.float()
     limits = torch.tensor([_check_threshold(t) for t in thresholds], dtype=top.dtype, device=top.device)
@@ -283,7 +290,8 @@ def below_chord(log_p: Tensor) -> Tensor:
 
 
 def walk_dips(log_p: Tensor) -> Tensor:
-    """How far each walk's log-density falls below its chord at the lowest point (nats, >= 0): (P,)."""
+    """How far each walk's log-density falls below its chord at its lowest point
+    (nats, >= 0): shape (P,)."""
     return (-below_chord(log_p).min(dim=1).values).clamp_min(0.0)
 
 
