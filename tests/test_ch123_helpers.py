@@ -124,6 +124,7 @@ def test_confident_pairs_join_two_different_sure_digits():
 @pytest.mark.parametrize("value, text", [(-0.04, "0.0"), (-0.0, "0.0"), (0.04, "0.0"), (-0.06, "-0.1"), (2.345, "2.3")])
 def test_format_number_never_writes_minus_zero(value, text):
     assert format_number(value) == text
+    assert format_number(value, signed=True) == (text if text.startswith("-") or text == "0.0" else "+" + text)
 
 
 @pytest.mark.parametrize("nats, text", [(0.0, "about the same (within 10%)"), (0.05, "about the same (within 10%)"),

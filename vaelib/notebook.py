@@ -110,10 +110,13 @@ def percent_and_error(pair: tuple[float, float]) -> str:
 
 # -- sentences the chapters build from measured numbers (they must read right for any value) ----------
 
-def format_number(value: float, digits: int = 1) -> str:
-    """`value` rounded to `digits` decimals, never written "-0.0" (a rounded zero has no sign)."""
+def format_number(value: float, digits: int = 1, signed: bool = False) -> str:
+    """`value` rounded to `digits` decimals, never written "-0.0" (a rounded zero has no sign);
+    `signed` writes a "+" before a positive value."""
     text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    if float(text) == 0:
+        return text.lstrip("-")
+    return "+" + text if signed and not text.startswith("-") else text
 
 
 def factor_phrase(log_ratio: float, lower: str = "lower", higher: str = "higher") -> str:
