@@ -18,6 +18,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -125,14 +126,18 @@ def confident_share(probs: Tensor, threshold: float = 0.9) -> float:
     return float((probs.max(dim=-1).values >= threshold).float().mean())
 
 
-def hybrid_share(classifier: DigitClassifier, images: Tensor, threshold: float = 0.9) -> float:
-    """Share of `images` the classifier cannot assign confidently (top class probability < threshold)."""
+def hybrid_share(classifier: DigitClassifier, images: Tensor,
+                 threshold: float = 0.9) -> float:
+    """Share of `images` the classifier cannot assign confidently
+    (top class probability < threshold)."""
     if not isinstance(classifier, DigitClassifier):
-        raise TypeError(f"expected a DigitClassifier (see get_classifier), got {type(classifier).__name__}")
+        got = type(classifier).__name__
+        raise TypeError(f"expected a DigitClassifier (see get_classifier), got {got}")
     _check_threshold(threshold)
     probs = classifier.predict_proba(images)
     if probs.shape[0] == 0:
-        raise ValueError("no images given: the hybrid share of an empty batch is undefined")
+        raise ValueError("no images given: the hybrid share of an empty batch is "
+                         "undefined")
     return 1.0 - confident_share(probs, threshold)
 
 
@@ -217,3 +222,138 @@ def get_classifier(profile: str | Profile | None = None, device: str | torch.dev
         "train_seconds": time.perf_counter() - began,
     })
     return model
+
+
+# -- how hybrids are counted, and what else the chapters read from the classifier's answers --------
+
+SWEEP_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # chapters 2 and 3 sweep the threshold over these
+
+
+def hybrid_sweep(probs: Tensor,
+                 thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> Tensor:
+    """The share of hybrids (top class probability below t) at each threshold t:
+    shape (len(thresholds),).
+
+    `probs` are class probabilities (N, 10) from `DigitClassifier.predict_proba`,
+    computed once.
+    """
+    top = _check_probs(probs).max(dim=-1).values.float()
+    limits = torch.tensor([_check_threshold(t) for t in thresholds], dtype=top.dtype, device=top.device)
+    if limits.numel() == 0:
+        raise ValueError("give at least one threshold to sweep")
+    return (top[None, :] < limits[:, None]).float().mean(dim=1).cpu()
+
+
+def class_histogram(probs: Tensor) -> Tensor:
+    """The share of images whose most probable class is each digit: shape (10,), summing to 1."""
+    digits = _check_probs(probs).argmax(dim=-1).cpu()
+    return torch.bincount(digits, minlength=N_CLASSES).double() / len(digits)
+
+
+def largest_class_deviation(shares: Tensor, frequencies: Tensor) -> tuple[int, float]:
+    """The digit whose share among samples differs most from its frequency in the data,
+    and that difference (samples minus data; a share, negative when the digit is under-drawn)."""
+    shares, frequencies = torch.as_tensor(shares).double(), torch.as_tensor(frequencies).double()
+    if shares.shape != (N_CLASSES,) or frequencies.shape != (N_CLASSES,):
+        raise ValueError(f"expected two vectors of {N_CLASSES} shares, got {tuple(shares.shape)} and "
+                         f"{tuple(frequencies.shape)}")
+    difference = shares - frequencies
+    digit = int(difference.abs().argmax())
+    return digit, float(difference[digit])
+
+
+# -- walks through latent space: the islands test of chapter 3 ---------------------------------------
+
+def straight_walks(start: Tensor, end: Tensor, steps: int) -> Tensor:
+    """Points evenly spaced on the segments start -> end, both ends included: (P, steps, D) for (P, D) ends."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"a walk needs at least 2 points, got steps={steps!r}")
+    if start.shape != end.shape or start.dim() != 2:
+        raise ValueError(f"start and end must both be (P, D), got {tuple(start.shape)} and {tuple(end.shape)}")
+    t = torch.linspace(0, 1, steps, dtype=start.dtype, device=start.device)[None, :, None]
+    return start[:, None, :] * (1 - t) + end[:, None, :] * t
+
+
+def below_chord(log_p: Tensor) -> Tensor:
+    """log p(z_t) minus the chord (1 - t) log p(z_0) + t log p(z_1), for walks of shape (P, T):
+    0 at both ends, negative where the density sinks below the straight line between its end values."""
+    if log_p.dim() != 2 or log_p.shape[1] < 2:
+        raise ValueError(f"expected log-densities of shape (walks, points >= 2), got {tuple(log_p.shape)}")
+    t = torch.linspace(0, 1, log_p.shape[1], dtype=log_p.dtype, device=log_p.device)
+    return log_p - ((1 - t) * log_p[:, :1] + t * log_p[:, -1:])
+
+
+def walk_dips(log_p: Tensor) -> Tensor:
+    """How far each walk's log-density falls below its chord at its lowest point
+    (nats, >= 0): shape (P,)."""
+    return (-below_chord(log_p).min(dim=1).values).clamp_min(0.0)
+
+
+@torch.no_grad()
+def judge_walks(model: nn.Module, classifier: DigitClassifier, start: Tensor, end: Tensor, steps: int,
+                threshold: float = 0.9) -> dict[str, Tensor]:
+    """Decode straight walks in a VAE's latent space and record, at every point, the prior's
+    log-density, whether the image is a hybrid and the digit the classifier reads.
+
+    Returns CPU tensors: `log_p` (P, T), `dip` (P,), `hybrid` (P, T) bool, `digit` (P, T),
+    `images` (P, T, pixels) and `length` (P,), the Euclidean length of each walk.
+    """
+    threshold = _check_threshold(threshold)
+    device = next(model.parameters()).device
+    path = straight_walks(start.float(), end.float(), steps).to(device)
+    log_p = model.prior.log_prob(path).cpu()
+    images = model.decode(path.reshape(-1, path.shape[-1])).cpu()
+    top, digit = classifier.predict_proba(images).max(dim=-1)
+    walks = len(path)
+    return {"log_p": log_p, "dip": walk_dips(log_p), "hybrid": (top < threshold).reshape(walks, steps),
+            "digit": digit.reshape(walks, steps), "images": images.reshape(walks, steps, -1),
+            "length": (end.float() - start.float()).norm(dim=-1).cpu()}
+
+
+def interior_hybrid_share(hybrid: Tensor) -> Tensor:
+    """For walks (P, T) of hybrid flags, the share of interior points (ends excluded) that are hybrids: (P,)."""
+    if hybrid.dim() != 2 or hybrid.shape[1] < 3:
+        raise ValueError(f"expected hybrid flags of shape (walks, points >= 3), got {tuple(hybrid.shape)}")
+    return hybrid[:, 1:-1].float().mean(dim=1)
+
+
+def confident_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """n random pairs (i, j) of indices whose items are `sure` and read as two different digits.
+
+    Raises ValueError when fewer than two different digits are read among the sure items.
+    """
+    candidates = torch.nonzero(torch.as_tensor(sure).cpu()).squeeze(1)
+    digits = torch.as_tensor(digits).cpu()
+    if len(torch.unique(digits[candidates])) < 2:
+        raise ValueError("the classifier reads fewer than two different digits confidently: no pairs to walk")
+    i, j = (candidates[torch.randint(len(candidates), (50 * n,), generator=generator)] for _ in range(2))
+    keep = digits[i] != digits[j]
+    return i[keep][:n], j[keep][:n]
+
+
+def walk_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, str]:
+    """Pairs of endpoints for walks, with a note saying how they were chosen.
+
+    Preferably two items read confidently (`sure`) as different digits; after short training,
+    when too few are sure, any two items read as different digits; when every item reads as
+    the same digit, two different items.
+    """
+    digits, sure = torch.as_tensor(digits).cpu(), torch.as_tensor(sure).cpu().bool()
+    try:
+        i, j = confident_pairs(digits, sure, n, generator)
+        return i, j, f"drawn among the {int(sure.sum())} read confidently, always two different digits"
+    except ValueError:
+        pass
+    try:
+        i, j = confident_pairs(digits, torch.ones_like(sure), n, generator)
+        return i, j, "too few are read confidently, so any two read as different digits"
+    except ValueError:
+        i, j = confident_pairs(torch.arange(len(digits)), torch.ones_like(sure), n, generator)
+        return i, j, "all read as the same digit, so any two different ones"
+
+
+def share_with_error(probs: Tensor, threshold: float = 0.9) -> tuple[float, float]:
+    """The hybrid share of class probabilities (N, 10) already computed, at one threshold, and its
+    binomial standard error: what the tables of chapters 2 and 3 print for each kind of image."""
+    share = float(hybrid_sweep(probs, [threshold])[0])
+    return share, math.sqrt(share * (1 - share) / probs.shape[0])

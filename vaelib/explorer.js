@@ -326,7 +326,7 @@ function render({ model, el }) {
   const exampleZ = floats(model.get("example_z")), exampleLabels = model.get("example_labels");
   if (exampleZ.length) {
     const pixels = bytesOf(model.get("example_images")), n = exampleZ.length / prior.d;
-    const strip = element("div", "vx-row vx-examples", { textContent: "test images (click to encode):" });
+    const strip = element("div", "vx-row vx-examples", { textContent: "test images:", title: "click one to encode it" });
     for (let k = 0; k < n; k++) {
       const thumb = element("canvas", "vx-example", { width: cols, height: rows });
       thumb.title = exampleLabels.length ? `label ${exampleLabels[k]}` : `test image ${k}`;
@@ -365,7 +365,9 @@ function render({ model, el }) {
     if (selector) selector.value = String(component);
     const where = mixture ? ` \u00a0 centred on component ${component}` : "";
     codeLine.textContent = `z = (${Array.from(z, fmt).join(", ")})`;
-    priorLine.textContent = `log p(z) = ${logPrior(prior, z).toFixed(2)}${where}${note ? ` \u00a0 (${note})` : ""}`;
+    const median = model.get("prior_log_p_median");
+    const yardstick = Number.isFinite(median) ? ` (prior draws: median ${median.toFixed(2)})` : "";
+    priorLine.textContent = `log p(z) = ${logPrior(prior, z).toFixed(2)}${yardstick}${where}${note ? ` \u00a0 (${note})` : ""}`;
     if (send) {
       model.set("z", Array.from(z));
       if (mixture) model.set("component", component);

@@ -33,14 +33,15 @@ from .checks import check_int, check_positive_int, check_positive_number
 
 __all__ = [
     "LatentRanges", "latent_ranges", "LatentExplorer", "latent_explorer", "show_explorer",
-    "traversal_figure", "page_decoder", "decode_with_page_weights", "FRONT_END_VERSION",
+    "traversal_figure", "page_decoder", "decode_with_page_weights", "prior_log_p_median", "FRONT_END_VERSION",
     "FLOAT16_TOLERANCE", "STATIC_NOTE",
 ]
 
 STATIC_NOTE = (
-    "Static view: each row of the figure above sweeps one latent dimension, with the\n"
-    "others held at the centre. The explorer above it runs in your browser, no kernel\n"
-    "needed; this figure stands in for it in print and where JavaScript is off."
+    "Static view: each row of the figure above sweeps one latent dimension,\n"
+    "with the others held at the centre. The explorer above it runs in your\n"
+    "browser, no kernel needed; this figure stands in for it in print and\n"
+    "where JavaScript is off."
 )
 
 # The anywidget front-end the widget asks for: exactly the installed Python package's version,
@@ -291,6 +292,19 @@ def _example_indices(n: int, labels: Tensor | None, count: int) -> list[int]:
     return [i for *_, i in sorted(keys)[:count]]
 
 
+@torch.no_grad()
+def prior_log_p_median(prior: Any, n: int = 4096, seed: int = 0) -> float:
+    """The median of log p(z) over n draws z from the prior itself: a yardstick for the log p(z)
+    the explorer shows (a code far below it is one the prior rarely draws). The draws use their
+    own seeded generator state, so building an explorer leaves a chapter's random numbers alone."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        z = prior.sample(n)
+        return float(prior.log_prob(z).median())
+
+
 # ---------------------------------------------------------------------------------------------
 # The widget
 # ---------------------------------------------------------------------------------------------
@@ -327,6 +341,7 @@ class LatentExplorer(anywidget.AnyWidget):
     example_labels = t.List(t.Int()).tag(sync=True)
     z = t.List(t.Float()).tag(sync=True)
     component = t.Int(0).tag(sync=True)
+    prior_log_p_median = t.Float(float("nan")).tag(sync=True)  # shown beside log p(z) as a yardstick
 
     def __init__(self, model: Any, *, component: int | None = None, span: float = 3.0, images: Any = None,
                  labels: Any = None, examples: int = 10, scale: int = 6, weights: str = "float16") -> None:
@@ -339,7 +354,8 @@ class LatentExplorer(anywidget.AnyWidget):
         state: dict[str, Any] = {**_page_prior(model.prior), "decoder_layers": layers,
                                  "decoder_weights": decoder_weights, "weights_dtype": weights,
                                  "image_shape": [side, side], "scale": scale, "span": _check_span(span),
-                                 "z": ranges.centre.tolist(), "component": ranges.component or 0}
+                                 "z": ranges.centre.tolist(), "component": ranges.component or 0,
+                                 "prior_log_p_median": prior_log_p_median(model.prior)}
         if images is not None:
             state.update(self._data_state(model, images, labels, examples, dim, side * side, ranges))
         self.model = model

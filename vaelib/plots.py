@@ -189,3 +189,65 @@ def figure_grid(n: int, cols: int, size: float = 3.2) -> tuple[plt.Figure, Seque
     for ax in flat[n:]:
         ax.remove()
     return fig, flat[:n]
+
+
+# -- figures sized for reading on the site (chapters 1-3) ----------------------------------------
+
+PAGE_WIDTH = 8.4  # inches: the figure width that fills a page's content column at 1280 px
+
+
+def sample_panels(panels: Mapping[str, tuple[Tensor, Tensor | Sequence[bool] | None]], cols: int = 10,
+                  per_row: int = 2, width: float = PAGE_WIDTH) -> plt.Figure:
+    """Image grids side by side, `per_row` to a row, each image tiled in rows of `cols` with
+    hybrids framed: `panels` maps a title to (images, framed flags or None).
+
+    The axes fill their share of the width with thin margins, so a 10 x 10 grid drawn two to a
+    row of `PAGE_WIDTH` inches shows each digit at about 30 px on the site.
+    """
+    if not panels:
+        raise ValueError("no panels to draw")
+    rows = math.ceil(len(panels) / per_row)
+    n_images = max(len(images) for images, _ in panels.values())
+    aspect = math.ceil(n_images / cols) / cols  # grid height over width
+    panel = width / per_row
+    fig, axes = plt.subplots(rows, per_row, figsize=(width, rows * (panel * aspect + 0.55)), squeeze=False)
+    for ax, (title, (images, framed)) in zip(axes.ravel(), panels.items()):
+        show_images(images, cols=cols, ax=ax, title=title, framed=framed)
+    for ax in axes.ravel()[len(panels):]:
+        ax.remove()
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, top=1 - 0.5 / (rows * (panel * aspect + 0.55)),
+                        wspace=0.03, hspace=0.5 / (panel * aspect))
+    return fig
+
+
+@torch.no_grad()
+def prior_contours(ax: plt.Axes, prior: torch.nn.Module, limits: tuple[float, float, float, float],
+                   n: int = 161, levels: int = 6, colour: str = "tab:red") -> None:
+    """Contour lines of a 2-d prior's log-density over limits (x0, x1, y0, y1), from its peak down
+    in equal steps of log-density; drawn on top of whatever `ax` shows."""
+    if getattr(prior, "latent_dim", None) != 2:
+        raise ValueError("prior contours are drawn for 2-d latent spaces")
+    x0, x1, y0, y1 = limits
+    xs, ys = torch.linspace(x0, x1, n), torch.linspace(y0, y1, n)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    device = next(iter(prior.buffers()), next(prior.parameters(), torch.empty(0))).device
+    log_p = prior.log_prob(grid.to(device)).cpu().reshape(n, n).numpy()
+    top = float(log_p.max())
+    steps = np.linspace(top - 8.0, top - 0.5, levels)  # from e^-8 to e^-0.5 of the peak density
+    ax.contour(xs.numpy(), ys.numpy(), log_p, levels=steps, colors=colour, linewidths=0.9, alpha=0.8)
+
+
+def digit_rows(images: Tensor, digits: Tensor, confidence: Tensor, per_digit: int = 12,
+               threshold: float = 0.9) -> tuple[Tensor, Tensor]:
+    """Ten rows of images, one per digit 0-9, each the `per_digit` most confident images read as
+    that digit (blank tiles where there are fewer): (10 * per_digit, pixels) and their hybrid flags."""
+    images = torch.as_tensor(images).detach().float().cpu().reshape(len(images), -1)
+    digits, confidence = torch.as_tensor(digits).cpu(), torch.as_tensor(confidence).cpu()
+    out = torch.zeros(10 * per_digit, images.shape[1])
+    framed = torch.zeros(10 * per_digit, dtype=torch.bool)
+    for d in range(10):
+        pick = torch.nonzero(digits == d).squeeze(1)
+        pick = pick[torch.argsort(confidence[pick], descending=True, stable=True)][:per_digit]
+        out[d * per_digit : d * per_digit + len(pick)] = images[pick]
+        framed[d * per_digit : d * per_digit + len(pick)] = confidence[pick] < threshold
+    return out, framed
