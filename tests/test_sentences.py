@@ -155,8 +155,10 @@ def test_level_table_and_sentence_with_and_without_their_draw():
             LevelRow("mog", _run("mog", "mog", 82.84), None),
             LevelRow("vamp", _run("vamp", "vamp", 82.30, theirs=82.40), PUB[1])]
     table = say.level_table(rows).data
-    assert "| Gaussian | `std` | 84.68 ± 0.20 | not scored yet | 84.45 ± 0.12 | +0.23 (our draw) |" in table
-    assert "| VampPrior | `vamp` | 82.30 ± 0.20 | 82.40 ± 0.21 | 82.43 ± 0.06 | " + MINUS + "0.03 |" in table
+    assert "| Gaussian, `std` | 84.68 ± 0.20 | — | 84.45 ± 0.12 | +0.23 (our draw) |" in table
+    assert "| VampPrior, `vamp` | 82.30 ± 0.20 | 82.40 ± 0.21 | 82.43 ± 0.06 | " + MINUS + "0.03 |" in table
+    assert "| VampPrior, not run yet | — | — | 82.43 ± 0.06 | — |" in say.level_table(
+        [LevelRow("vamp", None, PUB[1])]).data
     text = say.level_sentence(rows)
     assert "std is 0.23 nats above (worse than) theirs on our test draw" in text
     assert "mog (82.84 on our test draw) has no published counterpart" in text
@@ -178,7 +180,7 @@ def test_gain_table_and_sentence():
     rows = [GainRow("mog", "mog", Interval(1.84, 0.03), None, None),
             GainRow("vamp", "vamp", Interval(2.1, 0.04), Interval(2.0, 0.04), Interval(2.02, 0.134))]
     table = say.gain_table(rows).data
-    assert "| mixture of Gaussians | `mog` | 1.84 ± 0.03 | not scored yet | not published |" in table
+    assert "| mixture of Gaussians, `mog` | 1.84 ± 0.03 | — | — |" in table
     text = say.gain_sentence(rows)
     assert "mog gains +1.84 nats per image" in text and "no published value for this prior" in text
     assert "+2.00 on their test draw; the published gain is 2.02 ± 0.13, consistent with ours" in text

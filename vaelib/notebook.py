@@ -326,33 +326,33 @@ def _cell(interval: "Interval | None") -> str:
 
 def level_table(rows: Sequence["LevelRow"]) -> "Markdown":
     """5.6 (and chapter 6's Fashion-MNIST section): each committed run on both test binarisations
-    beside the published NLL for its prior."""
+    beside the published NLL for its prior (nats; "—" where there is nothing yet)."""
     body = []
     for row in rows:
         run, pub = row.run, row.published
         diff, where = row.difference_theirs, ""
         if diff is None and row.difference_ours is not None:
             diff, where = row.difference_ours, " (our draw)"
+        prior = run.prior if run else _prior_name(row.kind, row.kind)
         body.append([
-            row.run.prior if run else _prior_name(row.kind, row.kind),
-            f"`{run.name}`" if run else "not run yet",
+            f"{prior}, `{run.name}`" if run else f"{prior}, not run yet",
             _cell(run.nll) if run else "—",
-            _cell(run.nll_theirs) if run and run.nll_theirs else ("not scored yet" if run else "—"),
-            plus_minus(pub.nll, pub.spread) if pub else "not published",
+            _cell(run.nll_theirs) if run and run.nll_theirs else "—",
+            plus_minus(pub.nll, pub.spread) if pub else "—",
             signed(diff) + where if diff is not None else "—",
         ])
-    header = ["prior", "our run", "ours, our test draw", "ours, their test draw", "published",
+    header = ["prior, our run", "ours, our draw", "ours, their draw", "published",
               f"ours {MINUS} published"]
-    return table(header, body, align="llrrrr")
+    return table(header, body, align="lrrrr")
 
 
 def gain_table(rows: Sequence["GainRow"]) -> "Markdown":
     """What each prior gains over the Gaussian one: ours (paired) on both binarisations, theirs."""
-    body = [[_prior_name(r.kind, r.kind), f"`{r.run}`", _cell(r.ours),
-             _cell(r.ours_theirs) if r.ours_theirs else "not scored yet",
-             _cell(r.published) if r.published else "not published"] for r in rows]
-    header = ["prior", "our run", "our gain, our draw", "our gain, their draw", "published gain"]
-    return table(header, body, align="llrrr")
+    body = [[f"{_prior_name(r.kind, r.kind)}, `{r.run}`", _cell(r.ours),
+             _cell(r.ours_theirs) if r.ours_theirs else "—",
+             _cell(r.published) if r.published else "—"] for r in rows]
+    header = ["prior, our run", "our gain, our draw", "our gain, their draw", "published gain"]
+    return table(header, body, align="lrrr")
 
 
 def level_sentence(rows: Sequence["LevelRow"]) -> str:
