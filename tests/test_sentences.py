@@ -226,3 +226,13 @@ def test_confound_reading_every_branch():
     assert "since it collapsed" in say.confound_reading(worse, same, worse, True)
     assert "several components" in say.confound_reading(better, same, better, False)
     assert say.confound_reading(worse, same, same, True).startswith("The mixture posterior cannot be told apart")
+
+
+def test_bias_summary_every_branch():
+    assert say.bias_summary([1.0, 2.0], [0.1, 0.1], 0.0) == "biased at every temperature tried"
+    assert say.bias_summary([0.05, 2.0], [0.1, 0.1], 0.0) == "biased at some of the temperatures tried"
+    assert say.bias_summary([0.05, -0.1], [0.1, 0.1], 0.0) == "within noise of the truth at every temperature tried"
+
+
+def test_unmeasured_note():
+    assert "not measured here" in say.unmeasured_note(True) and say.unmeasured_note(False) == ""

@@ -471,6 +471,18 @@ def bias_reading(xs: Sequence[float], means: Sequence[float], stderrs: Sequence[
     return head
 
 
+def bias_summary(means: Sequence[float], stderrs: Sequence[float], truth: float,
+                 what: str = "temperature") -> str:
+    """A clause for a summary: "biased at every temperature tried", "biased at some of the
+    temperatures tried" or "within noise of the truth at every temperature tried"."""
+    off = [abs(m - truth) > 2 * s for m, s in zip(means, stderrs)]
+    if all(off):
+        return f"biased at every {what} tried"
+    if any(off):
+        return f"biased at some of the {what}s tried"
+    return f"within noise of the truth at every {what} tried"
+
+
 def collapse_reading(top_weight: float, effective: float, heavy_spread: float, light_spread: float) -> str:
     """What a mixture posterior did with its components, from `weight_summary` and the spread across
     images of the heaviest and of the other components' means."""
@@ -490,6 +502,14 @@ def collapse_reading(top_weight: float, effective: float, heavy_spread: float, l
                 f"{top_weight:.2f} on average, and the effective number of components is {effective:.2f}.")
     return (f"One component dominates (it carries {top_weight:.2f} of the weight on average, an effective "
             f"{effective:.2f} components), and the others keep a small share.")
+
+
+def unmeasured_note(collapsed: bool) -> str:
+    """What chapter 6 cannot say about a mixture posterior that collapsed (empty if it did not)."""
+    if collapsed:
+        return ("What a mixture posterior that keeps several components alive would buy is therefore "
+                "not measured here.")
+    return ""
 
 
 def confound_reading(vs_vae: "Interval", control_vs_vae: "Interval", vs_control: "Interval",
