@@ -241,13 +241,13 @@ def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float]:
     """Mean and standard error of a - b over paired measurements (the same
     images scored twice).
 
-    The image-to-image spread cancels in the difference, so its standard error
-    is far smaller than either model's own (chapters 5 and 6 compare per-image
-    log p(x) this way).
+    The image-to-image spread cancels in the difference, so its standard
+    error is far smaller than either model's own (chapters 5 and 6 compare
+    per-image log p(x) this way).
     """
     if a.shape != b.shape or a.dim() != 1:
-        raise ValueError("expected two paired 1-d samples of the same length, "
-                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError("expected two paired 1-d samples of the same "
+                         f"length, got {tuple(a.shape)} and {tuple(b.shape)}")
     return mean_and_stderr(a.double() - b.double())
 
 
