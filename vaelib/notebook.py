@@ -415,14 +415,17 @@ def gain_sentence(rows: Sequence["GainRow"]) -> str:
         else:
             ours += "; there is no published value for this prior on these data"
         out.append(ours + ".")
-    return " ".join(out) if out else "No prior other than the Gaussian one has a committed run on these data yet."
+    if not out:
+        return ("No gain between priors can be measured on these data yet: that needs committed runs of the "
+                "Gaussian prior and of another prior.")
+    return " ".join(out)
 
 
 def missing_binarisation_sentence(names: Sequence[str], n_runs: int) -> str:
     """Which of the `n_runs` committed runs still lack the evaluation on their test binarisation."""
     names = list(names)
     if n_runs == 0:
-        return "No run of this protocol on these data has been committed yet."
+        return ""  # level_sentence has said that there is no run
     if not names:
         return "Every committed run has been scored on both test draws."
     verb = "has" if len(names) == 1 else "have"
