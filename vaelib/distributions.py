@@ -114,21 +114,27 @@ def pairwise_gaussian_kl_broadcast(mu: Tensor, logvar: Tensor, means: Tensor, lo
 
 
 def mixture_kl_approx(
-    mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor, log_weights: Tensor, *, fast: bool = True
+    mu: Tensor, logvar: Tensor, means: Tensor, logvars: Tensor,
+    log_weights: Tensor, *, fast: bool = True,
 ) -> Tensor:
-    """Variational approximation of KL(q || sum_j pi_j p_j): -log sum_j pi_j exp(-KL_j), shape (B,).
+    """Variational approximation of KL(q || sum_j pi_j p_j), shape (B,):
+    -log sum_j pi_j exp(-KL_j).
 
-    For a Gaussian q this is an upper bound on the true KL (proved in chapter 4), so
-    an ELBO built with it stays a lower bound on log p(x). The log-sum-exp is
-    evaluated stably: KL_min - log sum_j pi_j exp(KL_min - KL_j).
+    For a Gaussian q this is an upper bound on the true KL (proved in
+    chapter 4), so an ELBO built with it stays a lower bound on log p(x).
+    The log-sum-exp is evaluated stably:
+    KL_min - log sum_j pi_j exp(KL_min - KL_j).
     """
     if not fast:
         kl = pairwise_gaussian_kl_broadcast(mu, logvar, means, logvars)
         return -torch.logsumexp(log_weights - kl, dim=-1)
-    rows, cols, per_component, per_row = _pairwise_kl_factors(mu, logvar, means, logvars)
-    # -log sum_j exp(log pi_j - KL_bj); the per-row part of KL_bj comes out of the sum.
-    # With a leading batch dimension (mu (D, B, d), means (D, M, d)) each slice is its own mixture.
-    return _NegLogSumExpOfAffine.apply(rows, cols, log_weights - per_component) + per_row
+    factors = _pairwise_kl_factors(mu, logvar, means, logvars)
+    rows, cols, per_component, per_row = factors
+    # -log sum_j exp(log pi_j - KL_bj); the per-row part of KL_bj comes out
+    # of the sum. With a leading batch dimension (mu (D, B, d), means
+    # (D, M, d)) each slice is its own mixture.
+    bias = log_weights - per_component
+    return _NegLogSumExpOfAffine.apply(rows, cols, bias) + per_row
 
 
 def component_log_probs(z: Tensor, means: Tensor, logvars: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import Tensor
@@ -18,6 +19,9 @@ from .checks import check_int, check_positive_int
 from .data import binarize_static, check_images
 from .denormals import flushed_denormals
 from .model import VAE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .train import History
 
 
 def _device(model: VAE) -> torch.device:
@@ -246,13 +250,16 @@ def mean_and_stderr(values: Tensor) -> tuple[float, float]:
 
 
 def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float]:
-    """Mean and standard error of a - b over paired measurements (the same images scored twice).
+    """Mean and standard error of a - b over paired measurements (the same
+    images scored twice).
 
-    The image-to-image spread cancels in the difference, so its standard error is far smaller
-    than either model's own (chapters 5 and 6 compare per-image log p(x) this way).
+    The image-to-image spread cancels in the difference, so its standard
+    error is far smaller than either model's own (chapters 5 and 6 compare
+    per-image log p(x) this way).
     """
     if a.shape != b.shape or a.dim() != 1:
-        raise ValueError(f"expected two paired 1-d samples of the same length, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError("expected two paired 1-d samples of the same "
+                         f"length, got {tuple(a.shape)} and {tuple(b.shape)}")
     return mean_and_stderr(a.double() - b.double())
 
 
@@ -299,6 +306,12 @@ class Scorecard:
     n_components: int
     components_used: int | None  # mixture priors: components that are the best fit of >= 1 image
 
+    @property
+    def iw_neg_elbo(self) -> float:
+        """-ELBO on the images of the importance-weighted estimate (the first `ll.n_images`), so that
+        it sits beside the NLL on the same images (chapter 5's density table)."""
+        return self.elbo_gap + self.ll.nll
+
     def metrics(self) -> dict[str, float | int | None]:
         """The JSON fields of `python -m vaelib evaluate` (and metrics.json)."""
         return {
@@ -333,3 +346,341 @@ def scorecard(model: VAE, images: Tensor, k: int, iw_images: int | None = None, 
         elbo_gap=elbo_iw["neg_elbo"] - ll.nll, active_units=active_units(model, images),
         n_components=prior.n_components, components_used=used,
     )
+
+
+# -- intervals: Student's t for a few seeds, the normal for many images ---------------------------
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularised incomplete beta function, for 0 <= x <= 1."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, dof: float) -> float:
+    """P(T <= t) for Student's t distribution with `dof` degrees of freedom (inf: the normal)."""
+    if dof == math.inf:
+        return 0.5 * math.erfc(-t / math.sqrt(2.0))
+    tail = 0.5 * _incomplete_beta(dof / 2.0, 0.5, dof / (dof + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(q: float, dof: float) -> float:
+    """The q-quantile of Student's t with `dof` degrees of freedom (dof = math.inf: the normal).
+
+    t_quantile(0.975, 2) = 4.303: the factor a 95% interval from three seeds multiplies its
+    standard error by (chapter 5), against 1.960 for many images.
+    """
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must lie strictly between 0 and 1, got {q!r}")
+    if not dof > 0:
+        raise ValueError(f"the degrees of freedom must be positive, got {dof!r}")
+    if q < 0.5:
+        return -t_quantile(1.0 - q, dof)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, dof) < q:
+        hi *= 2.0
+    for _ in range(200):  # bisection to double precision
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t_cdf(mid, dof) < q else (lo, mid)
+        if hi - lo < 1e-13 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate, its standard error and a two-sided interval at `level`.
+
+    `dof` is the degrees of freedom of the standard error: math.inf (the normal) for a mean
+    over thousands of images, n - 1 for a mean over n seeds.
+    """
+
+    estimate: float
+    stderr: float
+    dof: float = math.inf
+    level: float = 0.95
+
+    @property
+    def half_width(self) -> float:
+        return t_quantile(0.5 + self.level / 2, self.dof) * self.stderr
+
+    @property
+    def lo(self) -> float:
+        return self.estimate - self.half_width
+
+    @property
+    def hi(self) -> float:
+        return self.estimate + self.half_width
+
+    @property
+    def sign(self) -> int:
+        """+1 if the whole interval is above zero, -1 if below, 0 if it contains zero."""
+        return 1 if self.lo > 0 else -1 if self.hi < 0 else 0
+
+    def contains(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """A paired difference measured on the same images for several training seeds.
+
+    `seed_se` is the standard error of the mean over seeds (training noise), `image_se` that of
+    the seed-averaged per-image differences (which images happened to be drawn), `combined_se`
+    both together; `interval` is the t-interval with n_seeds - 1 degrees of freedom on it.
+    """
+
+    per_seed: tuple[float, ...]
+    mean: float
+    seed_sd: float
+    seed_se: float
+    image_se: float
+    combined_se: float
+    interval: Interval
+
+
+def seed_summary(differences: Sequence[Tensor], level: float = 0.95) -> SeedSummary:
+    """Combine per-image paired differences (one (N,) tensor per seed, same images) over seeds.
+
+    The seeds share their test images, so the image-to-image noise does not shrink with more
+    seeds: it enters once, as the standard error of the seed-averaged differences, beside the
+    spread of the seeds' means. A t-interval with n - 1 degrees of freedom covers both.
+    """
+    if len(differences) < 2:
+        raise ValueError(f"a spread over seeds needs at least two seeds, got {len(differences)}")
+    stacked = torch.stack([torch.as_tensor(d).double().reshape(-1) for d in differences])
+    per_seed = stacked.mean(1)
+    n = per_seed.numel()
+    mean, seed_sd = per_seed.mean().item(), per_seed.std().item()
+    seed_se = seed_sd / math.sqrt(n)
+    _, image_se = mean_and_stderr(stacked.mean(0))
+    combined = math.hypot(seed_se, image_se)
+    return SeedSummary(tuple(per_seed.tolist()), mean, seed_sd, seed_se, image_se, combined,
+                       Interval(mean, combined, n - 1, level))
+
+
+# -- published values and the committed Tomczak & Welling-protocol runs -------------------------
+
+@dataclass(frozen=True)
+class PublishedNLL:
+    """A test NLL (nats) as a paper reports it, with the data it was measured on."""
+
+    source: str  # bibliography key
+    dataset: str  # "mnist" | "fashion-mnist"
+    binarisation: str  # how the test images were binarised
+    kind: str  # the prior, as an experiment kind: "vae" (Gaussian), "mog", "vamp"
+    model: str
+    nll: float
+    spread: float  # the "±" the paper prints beside it
+
+
+# Norouzi, Fleet & Norouzi (2020), Exemplar VAE, their comparison on dynamically binarised data:
+# one stochastic layer, gated 300-300 networks, z = 40, trained with a fork of the VampPrior code
+# and its defaults, k = 5000 on the test images binarised once (np.random.seed(777)).
+PUBLISHED_TW = (
+    PublishedNLL("norouzi2020exemplar", "mnist", "dynamic MNIST (test set binarised once, seed 777)",
+                 "vae", "VAE, Gaussian prior", 84.45, 0.12),
+    PublishedNLL("norouzi2020exemplar", "mnist", "dynamic MNIST (test set binarised once, seed 777)",
+                 "vamp", "VAE, VampPrior", 82.43, 0.06),
+    PublishedNLL("norouzi2020exemplar", "fashion-mnist",
+                 "dynamic Fashion-MNIST (test set binarised once, seed 777)",
+                 "vae", "VAE, Gaussian prior", 228.70, 0.15),
+    PublishedNLL("norouzi2020exemplar", "fashion-mnist",
+                 "dynamic Fashion-MNIST (test set binarised once, seed 777)",
+                 "vamp", "VAE, VampPrior", 227.35, 0.05),
+)
+
+PRIOR_NAMES = {"vae": "Gaussian", "mog": "mixture of Gaussians", "vamp": "VampPrior",
+               "fmog": "factorised mixture"}
+THEIR_BINARISATION_FILE = "iw_log_px_theirs.pt"  # per-image log p(x) on their test binarisation
+
+
+@dataclass
+class CommittedRun:
+    """A committed reference run read from its files only (no weights): what 5.6 and 6 tabulate."""
+
+    name: str
+    dataset: str
+    kind: str  # the experiment kind of its prior: "vae", "mog", "vamp", ...
+    metrics: dict
+    log_px: Tensor | None  # per-image log p(x) on our binarisation (iw_log_px.pt)
+    log_px_theirs: Tensor | None = None  # on their seed-777 binarisation, where it was scored
+    history: "History | None" = None
+    provenance: dict | None = None
+
+    def describe(self, width: int = 78) -> str:
+        """Where the run came from (commands, commit, device, date), wrapped to fit an output box."""
+        import textwrap
+
+        p = self.provenance or {}
+        text = (f"{self.name}: {p.get('train_command')}, commit {str(p.get('commit'))[:10]}, {p.get('device')}, "
+                f"torch {p.get('torch')}, exported {str(p.get('exported'))[:10]}")
+        return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
+
+    @property
+    def prior(self) -> str:
+        return PRIOR_NAMES.get(self.kind, self.kind)
+
+    @property
+    def nll(self) -> Interval:
+        return Interval(self.metrics["test_nll"], self.metrics["test_nll_stderr"])
+
+    @property
+    def nll_theirs(self) -> Interval | None:
+        """The NLL on the test binarisation of their code, if this run has been scored on it."""
+        value = self.metrics.get("test_nll_theirs")
+        if value is None:
+            return None
+        return Interval(value, self.metrics.get("test_nll_theirs_se", math.nan))
+
+
+def _read_history_csv(path) -> "History | None":
+    import csv
+
+    from .train import History
+
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = {name: [float(row[name]) for row in rows] for name in (rows[0] if rows else {})}
+    if "epoch" in columns:
+        columns["epoch"] = [int(e) for e in columns["epoch"]]
+    return History.from_dict(columns)
+
+
+def committed_runs(profile_name: str = "tw", dataset: str | None = None) -> dict[str, CommittedRun]:
+    """Every committed reference run under `profile_name` (of `dataset`, if given), by name.
+
+    Read from metrics.json, provenance.json, history.csv and the per-image estimates, through
+    `vaelib.reference`; the weights are not needed (and need not be there).
+    """
+    import json
+
+    from .checkpoint import load_checkpoint
+    from .reference import load_per_image_log_px, read_reference_metrics, reference_dir
+
+    root = reference_dir("-", profile_name).parent
+    runs = {}
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (folder / "metrics.json").is_file():
+            continue
+        name = folder.name
+        provenance = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
+        identity = provenance.get("identity", {})
+        run_dataset = identity.get("data", {}).get("dataset", "mnist")
+        if dataset is not None and run_dataset != dataset:
+            continue
+        kind = identity.get("architecture", {}).get("kind", "vae")
+        log_px = load_per_image_log_px(name, profile_name) if (folder / "iw_log_px.pt").is_file() else None
+        theirs = folder / THEIR_BINARISATION_FILE
+        log_px_theirs = load_checkpoint(theirs)["log_px"] if theirs.is_file() else None
+        runs[name] = CommittedRun(name, run_dataset, kind, read_reference_metrics(name, profile_name), log_px,
+                                  log_px_theirs, _read_history_csv(folder / "history.csv"), provenance)
+    return runs
+
+
+KIND_ORDER = ("vae", "mog", "fmog", "vamp")
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+
+
+@dataclass(frozen=True)
+class LevelRow:
+    """One prior of the published comparison: our committed run (if any) beside the paper's value."""
+
+    kind: str
+    run: CommittedRun | None
+    published: PublishedNLL | None
+
+    @property
+    def difference_ours(self) -> float | None:
+        """Our NLL on our binarisation minus the published one (positive: ours is worse)."""
+        if self.run is None or self.published is None:
+            return None
+        return self.run.nll.estimate - self.published.nll
+
+    @property
+    def difference_theirs(self) -> float | None:
+        """Our NLL on their binarisation minus the published one, where it was scored."""
+        if self.run is None or self.published is None or self.run.nll_theirs is None:
+            return None
+        return self.run.nll_theirs.estimate - self.published.nll
+
+
+@dataclass(frozen=True)
+class GainRow:
+    """What a prior gains over the Gaussian prior, ours paired per image and the paper's."""
+
+    kind: str
+    run: str
+    ours: Interval  # paired over the images, our binarisation
+    ours_theirs: Interval | None  # paired, on their binarisation (both runs scored on it)
+    published: Interval | None  # the paper's difference, its two spreads combined as independent
+
+
+def level_rows(runs: dict[str, CommittedRun], dataset: str,
+               published: Sequence[PublishedNLL] = PUBLISHED_TW) -> list[LevelRow]:
+    """One row per committed run of `dataset`, with the published value for its prior, and one
+    per published prior that has no committed run yet; ordered Gaussian, mixture, VampPrior."""
+    pub = {p.kind: p for p in published if p.dataset == dataset}
+    rows = [LevelRow(r.kind, r, pub.get(r.kind)) for r in runs.values() if r.dataset == dataset]
+    have = {r.kind for r in rows}
+    rows += [LevelRow(kind, None, p) for kind, p in pub.items() if kind not in have]
+    return sorted(rows, key=lambda row: (_kind_rank(row.kind), row.run.name if row.run else ""))
+
+
+def gain_rows(runs: dict[str, CommittedRun], dataset: str,
+              published: Sequence[PublishedNLL] = PUBLISHED_TW) -> list[GainRow]:
+    """The gain NLL(Gaussian) - NLL(prior) of every other committed prior of `dataset` (positive:
+    the prior is better), paired per image against the committed Gaussian-prior run."""
+    ours = [r for r in runs.values() if r.dataset == dataset]
+    base = next((r for r in sorted(ours, key=lambda r: r.name) if r.kind == "vae" and r.log_px is not None), None)
+    if base is None:
+        return []
+    pub = {p.kind: p for p in published if p.dataset == dataset}
+    rows = []
+    for run in sorted(ours, key=lambda r: (_kind_rank(r.kind), r.name)):
+        if run.kind == "vae" or run.log_px is None:
+            continue
+        gain = Interval(*paired_difference(run.log_px, base.log_px))
+        theirs = None
+        if run.log_px_theirs is not None and base.log_px_theirs is not None:
+            theirs = Interval(*paired_difference(run.log_px_theirs, base.log_px_theirs))
+        paper = None
+        if "vae" in pub and run.kind in pub:
+            paper = Interval(pub["vae"].nll - pub[run.kind].nll, math.hypot(pub["vae"].spread, pub[run.kind].spread))
+        rows.append(GainRow(run.kind, run.name, gain, theirs, paper))
+    return rows
+
+
+def without_their_binarisation(runs: dict[str, CommittedRun], dataset: str | None = None) -> list[str]:
+    """Names of the committed runs (of `dataset`) not yet scored on their test binarisation."""
+    return sorted(r.name for r in runs.values()
+                  if (dataset is None or r.dataset == dataset) and r.nll_theirs is None)

@@ -119,7 +119,7 @@ class VAE(nn.Module):
         return -self.elbo(x).elbo.mean()
 
     def log_weights(self, x: Tensor, k: int) -> Tensor:
-        """log p(x, z_i) - log q(z_i|x) for k posterior samples per example: shape (k, B)."""
+        """log p(x, z_i) - log q(z_i|x), k draws z_i ~ q(z|x): shape (k, B)."""
         x = self.prepare(x)
         mu, logvar = self.encoder(x)
         q = diagonal_gaussian(mu, logvar)
@@ -128,10 +128,11 @@ class VAE(nn.Module):
         return log_px_z + self.prior.log_prob(z) - q.log_prob(z)
 
     def iw_bound(self, x: Tensor, k: int, chunk: int | None = None) -> Tensor:
-        """Importance-weighted lower bound on log p(x) with k samples, per example (B,).
+        """Importance-weighted lower bound on log p(x), k samples: shape (B,).
 
-        Samples are drawn `chunk` at a time (default: all at once) and combined by a
-        running log-sum-exp in float64, so memory stays bounded for k in the thousands.
+        Samples are drawn `chunk` at a time (default: all at once) and combined
+        by a running log-sum-exp in float64, so memory stays bounded for k in
+        the thousands.
         """
         check_positive_int(k, "k")
         chunk = k if chunk is None else check_positive_int(chunk, "chunk")
