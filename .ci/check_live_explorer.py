@@ -102,6 +102,8 @@ def ask_kernel(page: Page, shot: Path) -> list[list[float]]:
     page.keyboard.press("Escape")
     page.keyboard.press("b")  # a new code cell below the last one
     page.keyboard.press("Enter")
+    # Typed before the editor has focus, the code would go to command-mode shortcuts instead.
+    page.wait_for_selector(".jp-Notebook.jp-mod-editMode", timeout=10_000)
     page.keyboard.insert_text(KERNEL_Z_CODE)
     page.keyboard.press("Control+Enter")  # run it and stay (Shift+Enter would add a cell below)
     cell: dict = {"text": "", "done": False}
