@@ -99,9 +99,10 @@ class VAE(nn.Module):
     def elbo(self, x: Tensor, kl_estimate: str = "analytic") -> ELBO:
         """One-sample reparameterised ELBO per example.
 
-        `kl_estimate="analytic"` takes the prior's `kl` (closed form, or the variational
-        approximation for mixtures); `"sample"` estimates KL at the same z as the reconstruction,
-        log q(z|x) - log p(z), as Tomczak & Welling's `calculate_loss` does for every prior.
+        `kl_estimate="analytic"` takes the prior's `kl` (closed form, or the
+        variational approximation for mixtures); `"sample"` estimates the KL at
+        the reconstruction's z, log q(z|x) - log p(z), as Tomczak & Welling's
+        `calculate_loss` does for every prior.
         """
         check_one_of(kl_estimate, "kl_estimate", KL_ESTIMATES)
         x = self.prepare(x)
@@ -109,7 +110,8 @@ class VAE(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         reconstruction = self.decoder.log_likelihood(self.decoder(z), x)
         if kl_estimate == "sample":
-            kl = diagonal_gaussian(mu, logvar).log_prob(z) - self.prior.log_prob(z)
+            log_q = diagonal_gaussian(mu, logvar).log_prob(z)
+            kl = log_q - self.prior.log_prob(z)
         else:
             kl = self.prior.kl(mu, logvar)
         return ELBO(reconstruction - kl, reconstruction, kl)

@@ -251,25 +251,30 @@ def _fixed_inputs(images: Tensor, device: torch.device, binarization: str, seed:
     return model_inputs(prepare_images(images, device), "grey" if binarization == "grey" else "static", seed=seed)
 
 
-def train_one_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: Tensor, config: TrainConfig, epoch: int,
+def train_one_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: Tensor,
+                    config: TrainConfig, epoch: int,
                     loss_fn: LossFn = batch_loss) -> Tensor:
     """One pass over the training images `data` (N, D) in a fresh random order.
 
-    `data` holds uint8 pixels, binarised batch by batch here, or for static binarisation
-    the fixed binary draw itself.
-    Returns the mean training loss as a 0-d tensor, left on the device so that no step
-    waits for the host. Epoch `epoch` draws its order, binarisation and noise from
-    generators seeded by (seed, epoch), so a resumed run repeats them exactly.
+    `data` holds uint8 pixels, binarised batch by batch here (or, for static
+    binarisation, the fixed binary draw itself). Returns the mean training loss
+    as a 0-d tensor, left on the device so that no step waits for the host.
+    The order, binarisation and noise come from generators seeded by
+    (seed, epoch), so a resumed run repeats them exactly.
     """
-    beta = torch.tensor(config.beta_at(epoch), device=data.device)
+    device, seed = data.device, _epoch_seed(config.seed, epoch)
+    beta = torch.tensor(config.beta_at(epoch), device=device)  # KL warm-up
     for group in optimizer.param_groups:
         group["lr"] = config.lr_at(epoch)
-    torch.manual_seed(_epoch_seed(config.seed, epoch))  # the reparameterisation noise
-    gen = torch.Generator(device=data.device).manual_seed(_epoch_seed(config.seed, epoch) + 1)
+    torch.manual_seed(seed)  # the reparameterisation noise
+    gen = torch.Generator(device=device).manual_seed(seed + 1)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    total = torch.zeros((), device=data.device)
-    for idx in torch.randperm(data.shape[0], generator=gen, device=data.device).split(config.batch_size):
-        x = data[idx] if config.binarization == "static" else model_inputs(data[idx], config.binarization, gen)
+    order = torch.randperm(data.shape[0], generator=gen, device=device)
+    total = torch.zeros((), device=device)
+    for idx in order.split(config.batch_size):
+        x = data[idx]
+        if config.binarization != "static":  # a fresh Bernoulli draw per batch
+            x = model_inputs(x, config.binarization, gen)
         loss = loss_fn(model, x, config, beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
