@@ -36,6 +36,7 @@ from .files import write_json_atomically
 from .model import VAE
 from .runs import read_metrics
 from .train import History, StoppingPoint
+
 REFERENCE_ROOT = Path(__file__).parent / "reference_runs"
 REFERENCE_VERSION = 1
 REFERENCE_SEED = 0
