@@ -35,7 +35,7 @@ from .experiments import PROFILES, Experiment, Profile, get_experiment
 from .files import write_json_atomically
 from .model import VAE
 from .runs import read_metrics
-from .train import History, StoppingPoint
+from .train import History
 
 REFERENCE_ROOT = Path(__file__).parent / "reference_runs"
 REFERENCE_VERSION = 1
@@ -116,11 +116,6 @@ class ReferenceRun:
             f"torch {p.get('torch')}, Python {p.get('python')}, exported {p.get('exported')}"
         )
         return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
-
-
-def stopping_point(history: History) -> StoppingPoint:
-    """Deprecated: `history.stopping_point()`. Kept only until chapter 5 calls that instead."""
-    return history.stopping_point()
 
 
 class ReferenceRunError(RuntimeError):
