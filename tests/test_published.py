@@ -10,19 +10,21 @@ import math
 import pytest
 import torch
 
-from vaelib import evaluate, reference
+from vaelib import evaluate, published, reference
 from vaelib.checkpoint import save_checkpoint
-from vaelib.evaluate import (
+from vaelib.published import (
     PUBLISHED_TW,
     CommittedRun,
-    Interval,
     committed_runs,
     gain_rows,
     level_rows,
+    without_their_binarisation,
+)
+from vaelib.evaluate import (
+    Interval,
     seed_summary,
     t_cdf,
     t_quantile,
-    without_their_binarisation,
 )
 
 
@@ -92,7 +94,7 @@ def _write_run(root, name, dataset, kind, nll, log_px, theirs=None):
     metrics = {"test_nll": nll, "test_nll_stderr": 0.2}
     if theirs is not None:
         metrics.update(test_nll_theirs=nll + 0.1, test_nll_theirs_se=0.21)
-        save_checkpoint(folder / evaluate.THEIR_BINARISATION_FILE, {"log_px": theirs})
+        save_checkpoint(folder / published.THEIR_BINARISATION_FILE, {"log_px": theirs})
     (folder / "metrics.json").write_text(json.dumps(metrics))
     identity = {"architecture": {"kind": kind}, "data": {"dataset": dataset}}
     (folder / "provenance.json").write_text(json.dumps({"identity": identity, "train_command": "cmd",

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from vaelib import notebook as say
-from vaelib.evaluate import CommittedRun, GainRow, Interval, LevelRow, PublishedNLL, seed_summary
+from vaelib.evaluate import Interval, seed_summary
+from vaelib.published import CommittedRun, GainRow, LevelRow, PublishedNLL
 
 MINUS = "\u2212"
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import torch
 
 from . import figure_fonts
+from .evaluate import Interval, SeedSummary
 from .experiments import Profile, resolve_profile
+from .published import PRIOR_NAMES, CommittedRun, GainRow, LevelRow, PublishedNLL
 from .settings import resolve_device
 
 if TYPE_CHECKING:
     from IPython.display import Markdown
-
-    from .evaluate import CommittedRun, GainRow, Interval, LevelRow, PublishedNLL, SeedSummary
 
 
 @dataclass(frozen=True)
@@ -265,8 +265,6 @@ def nll_comparison(difference: float, stderr: float, name: str, baseline: str, d
     from 1.01 to 1.45)", "a higher NLL than ...", or, when the interval contains zero, a sentence
     that gives the difference and says the sign is not settled (never "indistinguishable").
     """
-    from .evaluate import Interval
-
     iv = Interval(difference, stderr)
     if iv.sign < 0:
         gain = Interval(-difference, stderr)
@@ -397,8 +395,6 @@ def agreement(a: float, se_a: float, b: float, se_b: float, what: str = "the two
 # -- the published comparison of chapters 5 and 6 ------------------------------------------------
 
 def _prior_name(kind: str, default: str) -> str:
-    from .evaluate import PRIOR_NAMES
-
     return PRIOR_NAMES.get(kind, default)
 
 
