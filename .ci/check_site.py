@@ -318,8 +318,10 @@ LAYOUT_JS = r"""async () => {
       return {width: t.getBoundingClientRect().width, room: room(t), cell: t.closest('.cell_output') ? cell(t) : 0,
               label: first ? first.textContent.replace(/\s+/g, ' ').trim().slice(0, 40) : ''};
     });
-  // 4. Code-cell sources: a line longer than the box scrolls sideways, its end hidden.
-  const code = [...column.querySelectorAll('div.cell_input pre')].filter(shown).map(p => {
+  // 4. Code-cell sources and code shown from vaelib (literalinclude): a line longer than the box
+  // scrolls sideways, its end hidden. Cell outputs are rule a's (wide_output_failures).
+  const code = [...column.querySelectorAll('div.highlight pre')]
+    .filter(p => shown(p) && !p.closest('.cell_output')).map(p => {
     const longest = p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
     return {width: p.scrollWidth, room: p.clientWidth, cell: cell(p), line: longest.trim().slice(0, 50)};
   });
