@@ -206,16 +206,12 @@ MINUS = "\u2212"
 
 def number(x: float, digits: int = 2) -> str:
     """x rounded to `digits` places with a true minus sign; a value that rounds to zero is "0.00"."""
-    text = f"{x:.{digits}f}"
-    if float(text) == 0:
-        return f"{0:.{digits}f}"
-    return text.replace("-", MINUS)
+    return format_number(x, digits).replace("-", MINUS)
 
 
 def signed(x: float, digits: int = 2) -> str:
     """Like `number`, with "+" on positive values: "+0.71", "−0.79", "0.00"."""
-    text = number(x, digits)
-    return text if text.startswith(MINUS) or float(f"{x:.{digits}f}") == 0 else "+" + text
+    return format_number(x, digits, signed=True).replace("-", MINUS)
 
 
 def plus_minus(x: float, stderr: float, digits: int = 2) -> str:
