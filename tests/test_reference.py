@@ -14,17 +14,38 @@ from vaelib.train import EarlyStopping, History, StoppingPoint
 NAMES = reference.available("full")
 # Every committed run, of every profile: the original protocol's and the Tomczak & Welling rows.
 RUNS = [(profile, name) for profile in reference.profiles() for name in reference.available(profile)]
-SIZE_LIMIT_MB = {"full": 25, "tw": 15}  # the tw models are 1.1M parameters, 4.5 MB each
+# What ships inside the package per profile (the `full` weights included; the tw weights do not ship).
+PACKAGE_LIMIT_MB = {"full": 25, "tw": 2}
+REPOSITORY_WEIGHTS_LIMIT_MB = 40  # the tw weights kept in the repository: ~5 MB a row
 
 
 def test_the_reference_set_is_there_and_small():
     assert {"vae-z10", "mog-z10-m1000"} <= set(NAMES), f"reference runs found: {NAMES}"
-    assert set(reference.profiles()) <= set(SIZE_LIMIT_MB), reference.profiles()
+    assert set(reference.profiles()) <= set(PACKAGE_LIMIT_MB), reference.profiles()
     for profile in reference.profiles():
         folder = reference.REFERENCE_ROOT / profile
         total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        limit = SIZE_LIMIT_MB[profile]
+        limit = PACKAGE_LIMIT_MB[profile]
         assert total < limit * 2**20, f"{folder} holds {total / 2**20:.1f} MB; keep it under {limit} MB"
+    outside = sum(p.stat().st_size for p in reference.REPOSITORY_WEIGHTS_ROOT.rglob("*.pt"))
+    assert outside < REPOSITORY_WEIGHTS_LIMIT_MB * 2**20, f"{outside / 2**20:.1f} MB of weights outside the package"
+
+
+def test_only_the_full_profile_ships_weights_in_the_package():
+    shipped = {p.parent.parent.name for p in reference.REFERENCE_ROOT.rglob(reference.WEIGHTS)}
+    assert shipped <= set(reference.PACKAGED_WEIGHTS), f"weights.pt inside the package for {shipped}"
+    for name in reference.available("tw"):
+        assert reference.weights_path(name, "tw").is_relative_to(reference.REPOSITORY_WEIGHTS_ROOT)
+
+
+def test_a_record_without_its_weights_says_where_they_live(tmp_path, monkeypatch):
+    """A pip-installed vaelib has the tw records (metrics, per-image estimates) but not the weights."""
+    monkeypatch.setattr(reference, "REPOSITORY_WEIGHTS_ROOT", tmp_path / "not-a-clone")
+    recorded = [p.parent.name for p in (reference.REFERENCE_ROOT / "tw").glob("*/metrics.json")]
+    assert recorded, "no tw record in the package"
+    assert reference.available("tw") == []
+    with pytest.raises(reference.ReferenceRunError, match="weights live in a clone of the repository"):
+        reference.load_run(recorded[0], "tw")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +56,7 @@ def test_images():
 @pytest.mark.parametrize("profile,name", RUNS)
 def test_reference_weights_reproduce_their_recorded_elbo(profile, name, test_images):
     run = get_or_train(name, profile, device="cpu", progress=False)
-    assert run.checkpoint == reference.reference_dir(name, profile) / reference.WEIGHTS  # loaded, not trained
+    assert run.checkpoint == reference.weights_path(name, profile)  # loaded, not trained
     recorded = reference.read_reference_metrics(name, profile)
     check = recorded["reference_check"]
     assert check["images"] == reference.CHECK_IMAGES

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "train (or load the cached run of) an experiment"),
         ("evaluate", cmd_evaluate, "test ELBO, KL and importance-weighted NLL"),
         ("sample", cmd_sample, "a PNG grid of samples from the prior"),
-        ("export-reference", cmd_export_reference, "copy a trained, evaluated run into vaelib/reference_runs"),
+        ("export-reference", cmd_export_reference, "copy a trained, evaluated run into the reference set (vaelib/reference_runs)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("name", help="experiment name (see `list`)")

@@ -1,10 +1,13 @@
 """Committed reference runs: trained weights that ship with vaelib, with their provenance.
 
-`vaelib/reference_runs/<profile>/<name>/` holds one finished run of the original
-protocol (the `full` profile, seed 0): `weights.pt` (the model's state dict, its
-identity and per-epoch history, no optimiser state; read with `weights_only=True`),
-`metrics.json` (test ELBO, rate, distortion, importance-weighted NLL, active units,
-with the commands that produced them), `history.csv` and `provenance.json`.
+`vaelib/reference_runs/<profile>/<name>/` holds one finished run (seed 0) of the original
+protocol (`full`) or of Tomczak & Welling's (`tw`): `metrics.json` (test ELBO, rate,
+distortion, importance-weighted NLL, active units, with the commands that produced them),
+`history.csv`, `provenance.json`, the per-image estimates and, for `full`, `weights.pt`
+(the model's state dict, identity and per-epoch history, no optimiser state; read with
+`weights_only=True`). The `tw` weights (4.5-6 MB each) stay in the repository, in
+`benchmarks/reference_weights/tw/<name>/weights.pt`, outside the package data: the pages
+need only what ships, and the reproduction test runs from the repository.
 `get_or_train` loads such a run instead of training when its identity is exactly
 the one asked for; `tests/test_reference.py` checks that today's code still gives
 the recorded test ELBO from those weights.
@@ -38,6 +41,9 @@ from .runs import read_metrics
 from .train import History
 
 REFERENCE_ROOT = Path(__file__).parent / "reference_runs"
+# Weights that do not ship in the package: only in a checkout of the repository.
+REPOSITORY_WEIGHTS_ROOT = Path(__file__).parent.parent / "benchmarks" / "reference_weights"
+PACKAGED_WEIGHTS = ("full",)  # profiles whose reference weights ship inside the package
 REFERENCE_VERSION = 1
 REFERENCE_SEED = 0
 WEIGHTS = "weights.pt"
@@ -59,20 +65,29 @@ def reference_dir(name: str, profile_name: str = "full") -> Path:
     return REFERENCE_ROOT / profile_name / name
 
 
+def weights_path(name: str, profile_name: str = "full") -> Path:
+    """Where a reference run's weights live (whether or not they are there): inside the
+    package for the `full` profile, in the repository's benchmarks/reference_weights/ otherwise."""
+    root = REFERENCE_ROOT if profile_name in PACKAGED_WEIGHTS else REPOSITORY_WEIGHTS_ROOT
+    return root / profile_name / name / WEIGHTS
+
+
 def profiles() -> list[str]:
     """The profiles with at least one committed reference run (`full`, and `tw` once a row is in)."""
     return sorted(p.name for p in REFERENCE_ROOT.iterdir() if p.is_dir() and available(p.name))
 
 
 def available(profile_name: str = "full") -> list[str]:
-    """Names of the experiments with a committed reference run under `profile_name`."""
+    """Names of the experiments whose committed reference run under `profile_name` can be
+    loaded: its record ships in the package and its weights are at `weights_path`."""
     root = REFERENCE_ROOT / profile_name
-    return sorted(p.name for p in root.iterdir() if (p / WEIGHTS).is_file()) if root.is_dir() else []
+    names = [p.name for p in root.iterdir() if (p / "metrics.json").is_file()] if root.is_dir() else []
+    return sorted(name for name in names if weights_path(name, profile_name).is_file())
 
 
 def _load_weights(experiment: Experiment, profile_name: str, identity: dict) -> tuple[VAE, History, Path]:
     """Build the experiment's model from its committed weights; CheckpointError if they do not match."""
-    path = reference_dir(experiment.name, profile_name) / WEIGHTS
+    path = weights_path(experiment.name, profile_name)
     state = load_checkpoint(path, expect={"meta": identity})
     model = experiment.build()
     load_model_state(model, state, path)
@@ -83,7 +98,7 @@ def load_reference(
     experiment: Experiment, profile: Profile, seed: int, identity: dict
 ) -> tuple[VAE, History, Path] | None:
     """The committed run of exactly this experiment and identity, or None if there is none."""
-    if seed != REFERENCE_SEED or not (reference_dir(experiment.name, profile.name) / WEIGHTS).is_file():
+    if seed != REFERENCE_SEED or not weights_path(experiment.name, profile.name).is_file():
         return None
     try:
         return _load_weights(experiment, profile.name, identity)
@@ -125,9 +140,12 @@ class ReferenceRunError(RuntimeError):
 def load_run(name: str, profile_name: str = "full") -> ReferenceRun:
     """The committed run of `name`, checked against today's identity of that experiment."""
     folder = reference_dir(name, profile_name)
-    if not (folder / WEIGHTS).is_file():
+    if not weights_path(name, profile_name).is_file():
         have = ", ".join(available(profile_name)) or "none"
-        raise ReferenceRunError(f"no reference run of {name!r} under {profile_name!r} (available: {have})")
+        hint = ""
+        if (folder / "metrics.json").is_file():  # its record ships with the package, its weights do not
+            hint = f"; its weights live in a clone of the repository, at {weights_path(name, profile_name)}"
+        raise ReferenceRunError(f"no reference run of {name!r} under {profile_name!r} (available: {have}){hint}")
     experiment = get_experiment(name)
     try:
         model, history, _ = _load_weights(experiment, profile_name, experiment.identity(PROFILES[profile_name],
@@ -181,9 +199,12 @@ def _git_commit() -> str:
 
 def export_reference(run: Any, metrics: dict, dest: Path | None = None) -> Path:
     """Copy a finished run (a `vaelib.trained.TrainedModel`, which imports this module) into the
-    reference set: weights only, metrics, history, provenance."""
+    reference set: metrics, history, provenance into the package, weights (no optimiser state)
+    to `weights_path` (or all of them into `dest`, if given)."""
+    weights = dest / WEIGHTS if dest else weights_path(run.experiment.name, run.profile.name)
     dest = dest or reference_dir(run.experiment.name, run.profile.name)
     dest.mkdir(parents=True, exist_ok=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)
     test_images = load_dataset(run.experiment.dataset, split="classic").test.images
     model = run.model.cpu().eval()
     metrics = {**metrics, "reference_check": {
@@ -191,7 +212,7 @@ def export_reference(run: Any, metrics: dict, dest: Path | None = None) -> Path:
     }}
     history = run.history
     save_checkpoint(
-        dest / WEIGHTS,
+        weights,
         {
             "meta": run.identity,
             "epoch": history.epoch[-1] if history.epoch else 0,
