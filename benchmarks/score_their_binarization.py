@@ -25,7 +25,7 @@ from _common import cpu_name
 from vaelib.data import load_dataset, their_binary_test_set
 from vaelib.evaluate import iw_log_likelihood_of_inputs
 from vaelib.files import write_json_atomically
-from vaelib.reference import _git_commit, load_run, reference_dir, save_per_image_log_px
+from vaelib.reference import git_commit, load_run, reference_dir, save_per_image_log_px
 
 THEIRS_FILE = "iw_log_px_theirs.pt"
 
@@ -50,7 +50,7 @@ def score(name: str, profile: str, k: int, force: bool) -> None:
     provenance["their_binarization"] = {
         "command": " ".join(["python"] + sys.argv), "k": k, "images": result.n_images, "seconds": round(seconds),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "commit": _git_commit(), "device": f"cpu ({cpu_name()})",
+        "threads": torch.get_num_threads(), "commit": git_commit(), "device": f"cpu ({cpu_name()})",
     }
     write_json_atomically(folder / "provenance.json", provenance)
     print(f"{name}: NLL on their binarisation {result.nll:.2f} +- {result.stderr:.2f} "

@@ -19,7 +19,7 @@ from vaelib.classifier import (  # noqa: E402
 )
 from vaelib.model import VAE  # noqa: E402
 from vaelib.nets import BernoulliDecoder, GaussianEncoder  # noqa: E402
-from vaelib.notebook import dip_sentence, factor_phrase, format_number, share_ratio_phrase  # noqa: E402
+from vaelib.wording import dip_sentence, factor_phrase, format_number, share_ratio_phrase  # noqa: E402
 from vaelib.priors import GaussianMixture, StandardNormal  # noqa: E402
 
 
@@ -199,7 +199,7 @@ def test_walk_pairs_fall_back_when_too_few_are_sure():
 
 
 def test_islands_verdict_names_which_signs_are_present():
-    from vaelib.notebook import islands_verdict
+    from vaelib.wording import islands_verdict
     both = islands_verdict(5.0, 0.10, 0.01)
     assert both.startswith("the prior thins out") and "more hybrids" in both and "10.0 percentage" in both
     slight = islands_verdict(5.0, 0.025, 0.009)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from vaelib.experiments import PROFILES
-from vaelib.notebook import OUTPUT_WIDTH, Session, percent_and_error, table
+from vaelib.notebook import OUTPUT_WIDTH, Session, table
+from vaelib.wording import percent_and_error
 
 
 def test_table_writes_a_pipe_table_with_one_alignment_per_column():

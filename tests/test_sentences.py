@@ -1,4 +1,4 @@
-"""The sentences chapters 4 to 6 glue into their prose (vaelib.notebook): every branch, and the
+"""The sentences chapters 4 to 6 glue into their prose (vaelib.wording): every branch, and the
 values at the edges (zero, one, negative zero), read correctly."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from vaelib import notebook as say
+from vaelib import wording as say
 from vaelib.evaluate import Interval, seed_summary
 from vaelib.published import CommittedRun, GainRow, LevelRow, PublishedNLL
 

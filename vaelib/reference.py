@@ -182,7 +182,8 @@ def check_elbo(model: VAE, test_images: torch.Tensor) -> float:
     return dataset_elbo(model, test_images[:CHECK_IMAGES], seed=CHECK_SEED)["neg_elbo"]
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The commit vaelib runs from, "+uncommitted-changes" if tracked files differ, for provenance."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
@@ -237,7 +238,7 @@ def export_reference(run: Any, metrics: dict, dest: Path | None = None) -> Path:
         "identity": run.identity,
         "reference_version": REFERENCE_VERSION,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
