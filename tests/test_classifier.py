@@ -9,11 +9,14 @@ import torch
 
 from vaelib.checkpoint import load_checkpoint, save_checkpoint
 from vaelib.classifier import (
-    ClassifierConfig, DigitClassifier, accuracy, classifier_path, confident_share, get_classifier, hybrid_share,
-    hybrid_share_with_error, train_classifier,
+    HYBRID_SAMPLES, ClassifierConfig, DigitClassifier, accuracy, classifier_path, confident_share, get_classifier,
+    hybrid_share, hybrid_share_with_error, score_prior_samples, train_classifier,
 )
 from vaelib.data import load_dataset
 from vaelib.experiments import PROFILES
+from vaelib.model import VAE
+from vaelib.nets import BernoulliDecoder, GaussianEncoder
+from vaelib.priors import StandardNormal
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +141,17 @@ def test_bad_inputs_give_clear_errors(smoke_classifier):
         get_classifier("fast")
     with pytest.raises(ValueError, match="epochs"):
         ClassifierConfig(epochs=0)
+
+
+def test_every_page_scores_the_same_prior_samples_of_a_model(smoke_classifier):
+    """score_prior_samples draws from a fixed seed: the introduction, chapter 2 and chapter 3 get
+    the same images of one model (so one hybrid share), whatever was drawn before."""
+    torch.manual_seed(0)
+    model = VAE(GaussianEncoder(784, 32, 4), BernoulliDecoder(4, 32, 784), StandardNormal(4)).eval()
+    images, probs = score_prior_samples(model, smoke_classifier)
+    torch.randn(123)  # whatever a page drew in between
+    again, probs_again = score_prior_samples(model, smoke_classifier)
+    assert images.shape == (HYBRID_SAMPLES, 784) and probs.shape == (HYBRID_SAMPLES, 10)
+    assert torch.equal(images, again) and torch.equal(probs, probs_again)
+    other, _ = score_prior_samples(model, smoke_classifier, n=10, seed=3)
+    assert not torch.equal(other, images[:10])  # another seed, another draw

@@ -352,6 +352,21 @@ def walk_pairs(digits: Tensor, sure: Tensor, n: int, generator: torch.Generator)
         return i, j, "all read as the same digit, so any two different ones"
 
 
+HYBRID_SAMPLES = 5000  # prior samples a page scores per model for its hybrid share
+HYBRID_SEED = 2  # one draw on every page: a model's hybrid share is the same number wherever it appears
+
+
+@torch.no_grad()
+def score_prior_samples(model: nn.Module, classifier: DigitClassifier, n: int = HYBRID_SAMPLES,
+                        seed: int = HYBRID_SEED) -> tuple[Tensor, Tensor]:
+    """`n` images decoded from the model's prior and the classifier's class probabilities for
+    them (both on the CPU), drawn from a fixed seed so that the introduction, chapter 2 and
+    chapter 3 score the same samples of a model."""
+    torch.manual_seed(seed)
+    images = model.sample(n)
+    return images.cpu(), classifier.predict_proba(images).cpu()
+
+
 def share_with_error(probs: Tensor, threshold: float = 0.9) -> tuple[float, float]:
     """The hybrid share of class probabilities (N, 10) already computed, at one threshold, and its
     binomial standard error: what the tables of chapters 2 and 3 print for each kind of image."""
