@@ -127,7 +127,7 @@ def test_format_number_never_writes_minus_zero(value, text):
     assert format_number(value, signed=True) == (text if text.startswith("-") or text == "0.0" else "+" + text)
 
 
-@pytest.mark.parametrize("nats, text", [(0.0, "about the same (within 10%)"), (0.05, "about the same (within 10%)"),
+@pytest.mark.parametrize("nats, text", [(0.0, "about the same, within 10%"), (0.05, "about the same, within 10%"),
                                          (-math.log(3.2), "3.2 times lower"), (math.log(40), "40 times higher")])
 def test_factor_phrase(nats, text):
     assert factor_phrase(nats) == text
@@ -139,7 +139,9 @@ def test_dip_sentence_reads_right_for_any_value():
     deep = dip_sentence(torch.full((50,), math.log(5.0)), "the walks")
     assert "1.61 nats below" in deep and "5 times lower" in deep and "over 50 walks" in deep
     tiny = dip_sentence(torch.full((10,), 0.02), "the walks")
-    assert "about the same" in tiny and "1.0 times" not in tiny
+    assert tiny.endswith("the density is within 10% of the chord's") and "1.0 times" not in tiny
+    edge = dip_sentence(torch.full((10,), math.log(1.1) + 1e-6), "the walks")
+    assert edge.endswith("1.1 times lower than the chord's")
     with pytest.raises(ValueError, match="no walks"):
         dip_sentence(torch.zeros(0), "the walks")
 

@@ -34,13 +34,13 @@ def format_number(value: float, digits: int = 1, signed: bool = False) -> str:
 
 
 def factor_phrase(log_ratio: float, lower: str = "lower", higher: str = "higher") -> str:
-    """A log-ratio (nats) as a factor in words: "3.2 times lower", "about the same" below 10%.
+    """A log-ratio (nats) as a factor in words: "3.2 times lower"; "about the same, within 10%" below 10%.
 
     Positive `log_ratio` means the first quantity is larger by exp(log_ratio) ("higher").
     """
     factor = math.exp(abs(log_ratio))
     if factor < 1.1:
-        return "about the same (within 10%)"
+        return "about the same, within 10%"
     word = higher if log_ratio > 0 else lower
     return f"{factor:.2g} times {word}" if factor < 10 else f"{factor:.0f} times {word}"
 
@@ -57,8 +57,10 @@ def dip_sentence(dips: Any, what: str) -> str:
     spread = f"10th to 90th percentile over {dips.numel()} walks: {format_number(lo, 2)} to {format_number(hi, 2)}"
     if med < 0.005:
         return f"along {what} the prior's log-density does not sink below the chord for the median walk ({spread})"
+    lowest = (f"{factor_phrase(-med)} than the chord's" if math.exp(med) >= 1.1
+              else "within 10% of the chord's")
     return (f"along {what} the prior's log-density sinks a median {format_number(med, 2)} nats below the chord "
-            f"({spread}), so at its lowest point the density is {factor_phrase(-med)} than the chord's")
+            f"({spread}), so at its lowest point the density is {lowest}")
 
 
 SINK_NATS = 2.0  # a walk "sinks" when its median dip below the chord exceeds this (a density factor of about 7)
