@@ -30,6 +30,11 @@ def test_signed(x, text):
 
 def test_plus_minus_and_interval_text():
     assert say.plus_minus(84.678, 0.2216) == "84.68 ± 0.22"
+    assert say.plus_minus(1.2961, 0.0031) == "1.296 ± 0.003"  # never "± 0.00" for a nonzero error
+    assert say.plus_minus(1.3, 0.0) == "1.30 ± 0.00"
+    assert say.plus_minus(5.0, 1e-9) == "5.00 ± <0.000001"  # six places at most
+    assert say.plus_minus(1.2961, 0.05, sign=True) == "+1.30 ± 0.05"
+    assert say.plus_minus(-0.001, 0.0004, sign=True) == MINUS + "0.0010 ± 0.0004"
     assert say.interval_text(Interval(-0.79, 0.58)) == f"from {MINUS}1.93 to 0.35"
     assert say.level_words(Interval(0, 1)) == "95% interval"
     assert say.level_words(Interval(0, 1, dof=2)) == "95% t-interval with 2 degrees of freedom"
@@ -161,16 +166,16 @@ def test_level_table_and_sentence_with_and_without_their_draw():
     assert "| VampPrior, not run yet | — | — | 82.43 ± 0.06 | — |" in say.level_table(
         [LevelRow("vamp", None, PUB[1])]).data
     text = say.level_sentence(rows)
-    assert "std is 0.23 nats above (worse than) theirs on our test draw" in text
+    assert "std is 0.23 nats above (worse than) the published value on our test draw" in text
     assert "mog (82.84 on our test draw) has no published counterpart" in text
     assert "between the published Gaussian value (84.45) and the published VampPrior value (82.43)" in text
-    assert "vamp is 0.13 nats below (better than) theirs on our test draw and 0.03 nats below" in text
+    assert "vamp is 0.13 nats below (better than) the published value on our test draw and 0.03 nats below" in text
 
 
 def test_level_sentence_edges():
     assert say.level_sentence([LevelRow("vae", None, PUB[0])]) == "The table has the published values alone for now."
     equal = say.level_sentence([LevelRow("vae", _run("std", "vae", 84.451), PUB[0])])
-    assert "equal to theirs to two decimals" in equal
+    assert "equal to the published value to two decimals" in equal
     best = say.level_sentence([LevelRow("mog", _run("mog", "mog", 80.0), None), LevelRow("vae", None, PUB[0])])
     assert "below every published value" in best
     worst = say.level_sentence([LevelRow("mog", _run("mog", "mog", 90.0), None), LevelRow("vae", None, PUB[0])])

@@ -124,9 +124,19 @@ def signed(x: float, digits: int = 2) -> str:
     return format_number(x, digits, signed=True).replace("-", MINUS)
 
 
-def plus_minus(x: float, stderr: float, digits: int = 2) -> str:
-    """ "84.68 ± 0.22" (a value and its standard error or spread)."""
-    return f"{number(x, digits)} ± {number(abs(stderr), digits)}"
+def plus_minus(x: float, stderr: float, digits: int = 2, *, sign: bool = False) -> str:
+    """ "84.68 ± 0.22" (a value and its standard error or spread); `sign=True`: "+1.29 ± 0.05".
+
+    An error too small for `digits` places gets more places, up to six ("1.296 ± 0.003"),
+    so that a nonzero error never prints as "± 0.00" ("5.00 ± <0.000001" beyond six).
+    """
+    show = signed if sign else number
+    err, places = abs(stderr), digits
+    while 0 < err < 0.5 * 10 ** -places and places < 6:
+        places += 1
+    if 0 < err < 0.5 * 10 ** -places:
+        return f"{show(x, digits)} ± <{number(10 ** -places, places)}"
+    return f"{show(x, places)} ± {number(err, places)}"
 
 
 def interval_text(interval: "Interval", digits: int = 2) -> str:
@@ -358,8 +368,9 @@ def level_sentence(rows: Sequence["LevelRow"]) -> str:
             if diff is None:
                 continue
             side = "above (worse than)" if diff > 0 else "below (better than)"
-            parts.append(f"{number(abs(diff))} nats {side} theirs on {where}" if number(abs(diff)) != number(0)
-                         else f"equal to theirs to two decimals on {where}")
+            parts.append(f"{number(abs(diff))} nats {side} the published value on {where}"
+                         if number(abs(diff)) != number(0)
+                         else f"equal to the published value to two decimals on {where}")
         out.append(f"{name} is {join_names(parts)} ({plus_minus(pub.nll, pub.spread)} published).")
     if not out:
         if not any(row.run is not None for row in rows):
