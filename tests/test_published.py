@@ -186,3 +186,14 @@ def test_committed_run_without_their_standard_error_prints_the_value_alone():
     run = CommittedRun("x", "mnist", "vae", {"test_nll": 1.0, "test_nll_stderr": 0.1, "test_nll_theirs": 2.0},
                        None)
     assert run.nll_theirs.estimate == 2.0 and math.isnan(run.nll_theirs.stderr)
+
+
+def test_provenance_line_wraps_and_reads_well():
+    p = {"train_command": "python -m vaelib train tw-standard-z40 --profile tw --device cpu",
+         "commit": "0123456789abcdef", "device": "cpu (AMD EPYC, 1 torch threads)", "torch": "2.14.1",
+         "python": "3.11.7", "exported": "2026-12-07T10:00:00+00:00"}
+    text = reference.describe_provenance("tw-standard-z40", p, width=60)
+    assert "1 torch thread)" in text  # older records said "1 torch threads"
+    assert "commit 0123456789," in text and "exported 2026-12-07" in text and "T10:00" not in text
+    assert all(len(line) <= 60 for line in text.splitlines())
+    assert "2 torch threads" in reference.describe_provenance("x", {**p, "device": "cpu (AMD EPYC, 2 torch threads)"})

@@ -39,6 +39,10 @@ from .train import TrainingDiverged
 from .trained import get_or_train
 
 
+def _threads(n: int) -> str:
+    return f"{n} torch thread{'' if n == 1 else 's'}"
+
+
 def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
     return {
         "command": "python -m vaelib " + " ".join(sys.argv[1:]),
@@ -47,7 +51,7 @@ def _provenance(args: argparse.Namespace, device: torch.device) -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"cpu ({cpu_name()}, {torch.get_num_threads()} torch threads)"),
+                   else f"cpu ({cpu_name()}, {_threads(torch.get_num_threads())})"),
     }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +20,7 @@ from torch import Tensor
 
 from .checkpoint import load_checkpoint
 from .evaluate import Interval, paired_difference
-from .reference import load_per_image_log_px, read_reference_metrics, reference_dir
+from .reference import describe_provenance, load_per_image_log_px, read_reference_metrics, reference_dir
 from .train import History
 
 
@@ -76,10 +75,7 @@ class CommittedRun:
 
     def describe(self, width: int = 78) -> str:
         """Where the run came from (commands, commit, device, date), wrapped to fit an output box."""
-        p = self.provenance or {}
-        text = (f"{self.name}: {p.get('train_command')}, commit {str(p.get('commit'))[:10]}, {p.get('device')}, "
-                f"torch {p.get('torch')}, exported {str(p.get('exported'))[:10]}")
-        return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
+        return describe_provenance(self.name, self.provenance or {}, width)
 
     @property
     def prior(self) -> str:

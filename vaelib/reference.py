@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import platform
+import re
 import subprocess
 import textwrap
 import warnings
@@ -125,12 +126,17 @@ class ReferenceRun:
     def describe(self, width: int = 78) -> str:
         """The run's provenance for a page (command, commit, device, versions, date), wrapped
         to `width` characters so that it fits a cell's output box."""
-        p = self.provenance
-        text = (
-            f"{self.name}: {p.get('train_command')}, commit {str(p.get('commit'))[:10]}, {p.get('device')}, "
-            f"torch {p.get('torch')}, Python {p.get('python')}, exported {p.get('exported')}"
-        )
-        return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
+        return describe_provenance(self.name, self.provenance, width)
+
+
+def describe_provenance(name: str, provenance: dict, width: int = 78) -> str:
+    """A run's provenance as a page prints it: train command, commit, device, torch and Python
+    versions, export date, wrapped to `width` characters (continuation lines indented)."""
+    p = provenance
+    device = re.sub(r"\b1 torch threads\b", "1 torch thread", str(p.get("device")))  # older records
+    text = (f"{name}: {p.get('train_command')}, commit {str(p.get('commit'))[:10]}, {device}, "
+            f"torch {p.get('torch')}, Python {p.get('python')}, exported {str(p.get('exported'))[:10]}")
+    return textwrap.fill(text, width, subsequent_indent="    ", break_on_hyphens=False)
 
 
 class ReferenceRunError(RuntimeError):
