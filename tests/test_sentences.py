@@ -166,16 +166,22 @@ def test_level_table_and_sentence_with_and_without_their_draw():
     assert "| VampPrior, not run yet | — | — | 82.43 ± 0.06 | — |" in say.level_table(
         [LevelRow("vamp", None, PUB[1])]).data
     text = say.level_sentence(rows)
-    assert "std is 0.23 nats above (worse than) the published value on our test draw" in text
+    assert "std is worse than the published value by 0.23 nats on our test draw (84.45 ± 0.12 published)." in text
     assert "mog (82.84 on our test draw) has no published counterpart" in text
     assert "between the published Gaussian value (84.45) and the published VampPrior value (82.43)" in text
-    assert "vamp is 0.13 nats below (better than) the published value on our test draw and 0.03 nats below" in text
+    assert "vamp is better than the published value by 0.13 nats on our test draw and by 0.03 on their test draw" in text
 
 
 def test_level_sentence_edges():
     assert say.level_sentence([LevelRow("vae", None, PUB[0])]) == "The table has the published values alone for now."
     equal = say.level_sentence([LevelRow("vae", _run("std", "vae", 84.451), PUB[0])])
-    assert "equal to the published value to two decimals" in equal
+    assert "equal to the published value to two decimals on our test draw" in equal
+    mixed = say.level_sentence([LevelRow("vae", _run("std", "vae", 84.50, theirs=84.40), PUB[0])])
+    assert ("std is worse than the published value by 0.05 nats on our test draw and better than it "
+            "by 0.05 nats on their test draw") in mixed
+    tie = say.level_sentence([LevelRow("vae", _run("std", "vae", 84.451, theirs=84.30), PUB[0])])
+    assert ("equal to the published value to two decimals on our test draw and better than it by "
+            "0.15 nats on their test draw") in tie
     best = say.level_sentence([LevelRow("mog", _run("mog", "mog", 80.0), None), LevelRow("vae", None, PUB[0])])
     assert "below every published value" in best
     worst = say.level_sentence([LevelRow("mog", _run("mog", "mog", 90.0), None), LevelRow("vae", None, PUB[0])])

@@ -362,21 +362,35 @@ def level_sentence(rows: Sequence["LevelRow"]) -> str:
             out.append(_placement(row.run, published))
         if row.run is None or row.published is None:
             continue
-        name, pub = row.run.name, row.published
-        parts = []
-        for diff, where in ((row.difference_ours, "our test draw"), (row.difference_theirs, "their test draw")):
-            if diff is None:
-                continue
-            side = "above (worse than)" if diff > 0 else "below (better than)"
-            parts.append(f"{number(abs(diff))} nats {side} the published value on {where}"
-                         if number(abs(diff)) != number(0)
-                         else f"equal to the published value to two decimals on {where}")
-        out.append(f"{name} is {join_names(parts)} ({plus_minus(pub.nll, pub.spread)} published).")
+        out.append(f"{row.run.name} is {_against_published(row)} "
+                   f"({plus_minus(row.published.nll, row.published.spread)} published).")
     if not out:
         if not any(row.run is not None for row in rows):
             return "The table has the published values alone for now."
         return "No committed run has a published counterpart yet."
     return " ".join(out)
+
+
+def _against_published(row: "LevelRow") -> str:
+    """ "worse than the published value by 0.28 nats on our test draw and by 0.12 on their test
+    draw" (higher NLL is worse); a draw on the other side, or equal, gets its own clause."""
+    gaps = [(diff, where) for diff, where in ((row.difference_ours, "our test draw"),
+                                               (row.difference_theirs, "their test draw")) if diff is not None]
+
+    def side(diff: float) -> str:
+        if number(abs(diff)) == number(0):
+            return "equal to"
+        return "worse than" if diff > 0 else "better than"
+
+    sides = [side(diff) for diff, _ in gaps]
+    if sides[0] != "equal to" and len(set(sides)) == 1:
+        amounts = [f"by {number(abs(d))}{' nats' if i == 0 else ''} on {w}" for i, (d, w) in enumerate(gaps)]
+        return f"{sides[0]} the published value {join_names(amounts)}"
+    parts = []
+    for (diff, where), said in zip(gaps, sides):
+        amount = "to two decimals" if said == "equal to" else f"by {number(abs(diff))} nats"
+        parts.append(f"{said} {'the published value' if not parts else 'it'} {amount} on {where}")
+    return join_names(parts)
 
 
 def _placement(run: "CommittedRun", published: Sequence["PublishedNLL"]) -> str:
