@@ -161,6 +161,7 @@ def test_level_table_and_sentence_with_and_without_their_draw():
             LevelRow("mog", _run("mog", "mog", 82.84), None),
             LevelRow("vamp", _run("vamp", "vamp", 82.30, theirs=82.40), PUB[1])]
     table = say.level_table(rows).data
+    assert table.splitlines()[0].endswith("| published | ours " + MINUS + " published, their draw |")
     assert "| Gaussian, `std` | 84.68 ± 0.20 | — | 84.45 ± 0.12 | +0.23 (our draw) |" in table
     assert "| VampPrior, `vamp` | 82.30 ± 0.20 | 82.40 ± 0.21 | 82.43 ± 0.06 | " + MINUS + "0.03 |" in table
     assert "| VampPrior, not run yet | — | — | 82.43 ± 0.06 | — |" in say.level_table(

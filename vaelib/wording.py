@@ -340,7 +340,7 @@ def level_table(rows: Sequence["LevelRow"]) -> "Markdown":
             signed(diff) + where if diff is not None else "—",
         ])
     header = ["prior, our run", "ours, our draw", "ours, their draw", "published",
-              f"ours {MINUS} published"]
+              f"ours {MINUS} published, their draw"]
     return table(header, body, align="lrrrr")
 
 
