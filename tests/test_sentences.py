@@ -195,8 +195,16 @@ def test_gain_table_and_sentence():
     table = say.gain_table(rows).data
     assert "| mixture of Gaussians, `mog` | 1.84 ± 0.03 | — | — |" in table
     text = say.gain_sentence(rows)
-    assert "mog gains +1.84 nats per image" in text and "no published value for this prior" in text
-    assert "+2.00 on their test draw; the published gain is 2.02 ± 0.13, consistent with ours" in text
+    assert "mog is better than the Gaussian prior by 1.84 nats per image (95% interval" in text
+    assert "no published value for this prior" in text
+    assert "and by 2.00 on their test draw; the published gain is 2.02 ± 0.13, consistent with ours" in text
+    worse = say.gain_sentence([GainRow("mog", "m", Interval(-0.5, 0.04), Interval(0.3, 0.04), None)])
+    assert worse.startswith("m is worse than the Gaussian prior by 0.50 nats per image")
+    assert "and better than it by 0.30 on their test draw" in worse
+    level = say.gain_sentence([GainRow("mog", "m", Interval(-0.001, 0.04), Interval(-0.002, 0.04), None)])
+    assert level.startswith("m is level with the Gaussian prior to two decimals (")
+    assert "and level with it to two decimals on their test draw" in level
+    assert MINUS + "0.00" not in worse + level
     far = say.gain_sentence([GainRow("vamp", "vamp", Interval(3.0, 0.04), None, Interval(2.02, 0.134))])
     assert "more than the combined uncertainty away from ours" in far
     assert say.gain_sentence([]).startswith("No gain between priors can be measured")
@@ -218,9 +226,16 @@ def test_bias_reading_every_branch():
     assert "largest at τ = 0.5, where the mean is " + MINUS + "4.15" in biased
     assert "crosses the true value between τ = 1 and 2" in biased
     clean = say.bias_reading(xs, [-3.0, -3.01, -2.99, -3.0], [0.03] * 4, truth)
-    assert "within two standard errors of the true gradient" in clean and "keeps one sign" not in clean or True
+    assert clean.startswith("At every temperature tested the mean lies within two standard errors")
+    assert "largest deviation, at τ = 0.5 (mean " + MINUS + "3.01 against a true " + MINUS + "3.00), is within" in clean
+    assert "bias" not in clean and "crosses" not in clean  # noise that changes sign is no crossing
     mixed = say.bias_reading(xs, [-3.5, -3.01, -3.3, -3.2], [0.03] * 4, truth)
-    assert "only at τ = 0.5" in mixed and "keeps one sign" in mixed
+    assert "only at τ = 0.5" in mixed and "Where it shows, the bias has one sign." in mixed
+    assert "largest at τ = 0.1" in mixed
+    across = say.bias_reading(xs, [-3.5, -3.01, -2.7, -3.0], [0.03] * 4, truth)
+    assert "crosses the true value between τ = 0.1 and 1:" in across  # τ = 0.5 and 2 are within noise
+    noisy = say.bias_reading(xs, [-3.5, -1.0, -3.0, -3.0], [0.03, 2.0, 0.03, 0.03], truth)
+    assert "largest at τ = 0.1" in noisy  # τ = 0.5 deviates more, but within its noise
 
 
 def test_collapse_reading_every_branch():

@@ -412,22 +412,35 @@ def _placement(run: "CommittedRun", published: Sequence["PublishedNLL"]) -> str:
             f"it lies {where}.")
 
 
+def _side_of_gaussian(gain: float) -> str:
+    """How a prior with this NLL gain over the Gaussian prior compares with it, in words."""
+    if number(abs(gain)) == number(0):
+        return "level with"
+    return "better than" if gain > 0 else "worse than"
+
+
 def gain_sentence(rows: Sequence["GainRow"]) -> str:
-    """The prior gains, ours against the published ones where both exist."""
+    """The prior gains, ours against the published ones where both exist: "tw-mog is better than
+    the Gaussian prior by 1.84 nats per image (...), and by 1.82 on their test draw; ..." """
     out = []
     for r in rows:
-        ours = f"{r.run} gains {signed(r.ours.estimate)} nats per image over the Gaussian prior " \
-               f"({level_words(r.ours)} {interval_text(r.ours)}, paired over the test images)"
+        side = _side_of_gaussian(r.ours.estimate)
+        amount = "to two decimals" if side == "level with" else f"by {number(abs(r.ours.estimate))} nats per image"
+        text = (f"{r.run} is {side} the Gaussian prior {amount} "
+                f"({level_words(r.ours)} {interval_text(r.ours)}, paired over the test images)")
         if r.ours_theirs is not None:
-            ours += f", {signed(r.ours_theirs.estimate)} on their test draw"
+            there = _side_of_gaussian(r.ours_theirs.estimate)
+            by = "to two decimals" if there == "level with" else f"by {number(abs(r.ours_theirs.estimate))}"
+            text += (f", and {by} on their test draw" if there == side != "level with"
+                     else f", and {there} it {by} on their test draw")
         if r.published is not None:
             z = abs(r.ours.estimate - r.published.estimate) / math.hypot(r.ours.stderr, r.published.stderr)
-            ours += (f"; the published gain is {plus_minus(r.published.estimate, r.published.stderr)}, "
+            text += (f"; the published gain is {plus_minus(r.published.estimate, r.published.stderr)}, "
                      + ("consistent with ours within the combined uncertainty" if z <= 1.96 else
                         "more than the combined uncertainty away from ours"))
         else:
-            ours += "; there is no published value for this prior on these data"
-        out.append(ours + ".")
+            text += "; there is no published value for this prior on these data"
+        out.append(text + ".")
     if not out:
         return ("No gain between priors can be measured on these data yet: that needs committed runs of the "
                 "Gaussian prior and of another prior.")
@@ -460,8 +473,9 @@ def bias_reading(xs: Sequence[float], means: Sequence[float], stderrs: Sequence[
                  x_name: str = "τ", what: str = "temperature") -> str:
     """Where a family of estimates (one per setting x) is biased, as whole sentences.
 
-    A mean more than two standard errors from `truth` counts as biased; the largest bias and any
-    setting between which the mean crosses the truth are named.
+    A mean more than two standard errors from `truth` counts as biased; the largest bias, and any
+    two biased settings between which the mean crosses the truth, are named. Deviations within
+    the noise are not called a bias.
     """
     bias = [m - truth for m in means]
     off = [abs(b) > 2 * s for b, s in zip(bias, stderrs)]
@@ -474,16 +488,23 @@ def bias_reading(xs: Sequence[float], means: Sequence[float], stderrs: Sequence[
         fine = join_names([f"{x_name} = {x:g}" for x, o in zip(xs, off) if not o])
         head = (f"The mean lies within two standard errors of the true gradient only at {fine}, and is biased "
                 f"at the other {what}s.")
-    worst = max(range(len(xs)), key=lambda i: abs(bias[i]))
+    if not any(off):
+        near = max(range(len(xs)), key=lambda i: abs(bias[i]))
+        return head + (f" The largest deviation, at {x_name} = {xs[near]:g} (mean {number(means[near])} "
+                       f"against a true {number(truth)}), is within that noise.")
+    biased = [i for i in range(len(xs)) if off[i]]
+    worst = max(biased, key=lambda i: abs(bias[i]))
     head += (f" The bias is largest at {x_name} = {xs[worst]:g}, where the mean is {number(means[worst])} against "
              f"a true {number(truth)}.")
-    crossings = [(xs[i], xs[i + 1]) for i in range(len(xs) - 1) if bias[i] * bias[i + 1] < 0]
+    crossings = [(xs[i], xs[j]) for i, j in zip(biased, biased[1:]) if bias[i] * bias[j] < 0]
     if crossings:
         where = join_names([f"{a:g} and {b:g}" for a, b in crossings])
         head += (f" The mean crosses the true value between {x_name} = {where}: close to the truth there by "
                  f"coincidence, not because the bias has gone, since it changes sign on either side.")
-    else:
+    elif all(off):
         head += f" The bias keeps one sign over the {what}s tested."
+    else:
+        head += " Where it shows, the bias has one sign."
     return head
 
 
