@@ -20,6 +20,8 @@ def test_table_writes_a_pipe_table_with_one_alignment_per_column():
         "| mog | 99 |  |",
     ]
     assert table(["a", "b"], []).data.splitlines()[1] == "| --- | --- |"
+    # a narrow column may break before the "±", never between it and its number
+    assert table(["NLL"], [["84.68 ± 0.22"]]).data.splitlines()[2] == "| 84.68 ±\u00a00.22 |"
 
 
 def test_table_refuses_rows_and_alignments_that_do_not_fit_the_header():
