@@ -371,18 +371,20 @@ def level_sentence(rows: Sequence["LevelRow"]) -> str:
     return " ".join(out)
 
 
+def _side(diff: float, tie: str, above: str, below: str) -> str:
+    """`tie` for a difference that rounds to 0.00, else `above` (positive) or `below` (negative)."""
+    if number(abs(diff)) == number(0):
+        return tie
+    return above if diff > 0 else below
+
+
 def _against_published(row: "LevelRow") -> str:
     """ "worse than the published value by 0.28 nats on our test draw and by 0.12 on their test
     draw" (higher NLL is worse); a draw on the other side, or equal, gets its own clause."""
     gaps = [(diff, where) for diff, where in ((row.difference_ours, "our test draw"),
                                                (row.difference_theirs, "their test draw")) if diff is not None]
 
-    def side(diff: float) -> str:
-        if number(abs(diff)) == number(0):
-            return "equal to"
-        return "worse than" if diff > 0 else "better than"
-
-    sides = [side(diff) for diff, _ in gaps]
+    sides = [_side(diff, "equal to", "worse than", "better than") for diff, _ in gaps]
     if sides[0] != "equal to" and len(set(sides)) == 1:
         amounts = [f"by {number(abs(d))}{' nats' if i == 0 else ''} on {w}" for i, (d, w) in enumerate(gaps)]
         return f"{sides[0]} the published value {join_names(amounts)}"
@@ -414,9 +416,7 @@ def _placement(run: "CommittedRun", published: Sequence["PublishedNLL"]) -> str:
 
 def _side_of_gaussian(gain: float) -> str:
     """How a prior with this NLL gain over the Gaussian prior compares with it, in words."""
-    if number(abs(gain)) == number(0):
-        return "level with"
-    return "better than" if gain > 0 else "worse than"
+    return _side(gain, "level with", "better than", "worse than")
 
 
 def gain_sentence(rows: Sequence["GainRow"]) -> str:
