@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vaelib import evaluate, published, reference
+from vaelib import wording as say
 from vaelib.checkpoint import save_checkpoint
 from vaelib.published import (
     PUBLISHED_TW,
@@ -157,6 +158,16 @@ def test_gain_rows_are_paired_per_image_against_the_gaussian_prior(fake_root):
     assert vamp.published.estimate == pytest.approx(84.45 - 82.43)
     assert vamp.published.stderr == pytest.approx(math.hypot(0.12, 0.06))
     assert gain_rows(committed_runs("tw"), "fashion-mnist") == []
+    assert rows["tw-mog-z40-m500"].unpublished == ("mog",) and vamp.unpublished == ()
+
+
+def test_gain_rows_over_the_mixture_set_the_vampprior_against_it(fake_root):
+    rows = gain_rows(committed_runs("tw"), "mnist", over="mog")
+    assert [(r.kind, r.run, r.over) for r in rows] == [("vamp", "tw-vamp-z40-k500", "mog")]
+    assert rows[0].ours.estimate == pytest.approx(2.2 - 1.9)
+    assert rows[0].ours_theirs is None  # the mixture run was not scored on their draw
+    assert rows[0].published is None and rows[0].unpublished == ("mog",)
+    assert gain_rows(committed_runs("tw"), "mnist", over="vamp") == []
 
 
 def test_published_values_name_their_data():
@@ -197,3 +208,16 @@ def test_provenance_line_wraps_and_reads_well():
     assert "commit 0123456789," in text and "exported 2026-12-07" in text and "T10:00" not in text
     assert all(len(line) <= 60 for line in text.splitlines())
     assert "2 torch threads" in reference.describe_provenance("x", {**p, "device": "cpu (AMD EPYC, 2 torch threads)"})
+
+
+def test_prior_comparison_summary_reads_every_gain_and_how_the_runs_were_made(fake_root):
+    runs = committed_runs("tw")
+    for run in runs.values():
+        run.metrics.update(epochs=900 if run.kind == "vae" else 1064, iw_samples=5000, iw_images=50)
+    text = say.prior_comparison_summary(runs, {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"})
+    assert text.startswith("In the committed runs of the published protocol (trained for 900 to 1,064 "
+                           "epochs until early stopping, scored with k = 5,000 on 50 test images")
+    assert "on MNIST, the mixture-of-Gaussians prior is better than the Gaussian prior by 1.90" in text
+    assert "and the VampPrior is better than the mixture-of-Gaussians prior by 0.30 nats" in text
+    assert "Fashion-MNIST" not in text  # a Gaussian run alone has no gain to report
+    assert say.prior_comparison_summary({}, {"mnist": "MNIST"}).startswith("No runs of the published")

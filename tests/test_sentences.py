@@ -207,7 +207,31 @@ def test_gain_table_and_sentence():
     assert MINUS + "0.00" not in worse + level
     far = say.gain_sentence([GainRow("vamp", "vamp", Interval(3.0, 0.04), None, Interval(2.02, 0.134))])
     assert "more than the combined uncertainty away from ours" in far
-    assert say.gain_sentence([]).startswith("No gain between priors can be measured")
+    assert say.gain_sentence([]).startswith("No gain over the Gaussian prior can be measured")
+    assert say.gain_sentence([], over="mog").startswith("No gain over the mixture-of-Gaussians prior")
+
+
+def test_gain_over_another_prior_names_that_prior_and_what_is_unpublished():
+    vamp = GainRow("vamp", "v", Interval(0.23, 0.03), Interval(0.27, 0.03), None, over="mog",
+                   unpublished=("mog",))
+    text = say.gain_sentence([vamp], over="mog")
+    assert text.startswith("v is better than the mixture-of-Gaussians prior by 0.23 nats per image (95%")
+    assert "and by 0.27 on their test draw" in text
+    assert text.endswith("; there is no published value for the mixture-of-Gaussians prior on these data.")
+    both = GainRow("vamp", "v", Interval(-0.4, 0.03), None, None, over="mog", unpublished=("vamp", "mog"))
+    assert "for the VampPrior and the mixture-of-Gaussians prior on these data" in say.gain_sentence([both])
+
+
+def test_prior_summary_names_priors_not_runs():
+    rows = [GainRow("mog", "tw-mog", Interval(1.84, 0.03), None, None),
+            GainRow("vamp", "tw-vamp", Interval(-0.001, 0.03), None, None, over="mog")]
+    text = say.prior_summary(rows)
+    assert text.startswith("the mixture-of-Gaussians prior is better than the Gaussian prior by 1.84 nats "
+                           "per image (95% interval from 1.78 to 1.90)")
+    assert text.endswith(" and the VampPrior is level with the mixture-of-Gaussians prior to two decimals "
+                         "(95% interval from " + MINUS + "0.06 to 0.06)")
+    assert "tw-" not in text
+    assert say.prior_summary([]) == ""
 
 
 def test_missing_binarisation_sentence():

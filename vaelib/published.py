@@ -163,13 +163,16 @@ class LevelRow:
 
 @dataclass(frozen=True)
 class GainRow:
-    """What a prior gains over the Gaussian prior, ours paired per image and the paper's."""
+    """What a prior gains over a simpler one (the Gaussian prior unless `over` says otherwise),
+    ours paired per image and the paper's."""
 
     kind: str
     run: str
     ours: Interval  # paired over the images, our binarisation
     ours_theirs: Interval | None  # paired, on their binarisation (both runs scored on it)
     published: Interval | None  # the paper's difference, its two spreads combined as independent
+    over: str = "vae"  # the kind of the prior it is measured against
+    unpublished: tuple[str, ...] = ()  # of the two kinds, those without a published value
 
 
 def level_rows(runs: dict[str, CommittedRun], dataset: str,
@@ -184,26 +187,29 @@ def level_rows(runs: dict[str, CommittedRun], dataset: str,
 
 
 def gain_rows(runs: dict[str, CommittedRun], dataset: str,
-              published: Sequence[PublishedNLL] = PUBLISHED_TW) -> list[GainRow]:
-    """The gain NLL(Gaussian) - NLL(prior) of every other committed prior of `dataset` (positive:
-    the prior is better), paired per image against the committed Gaussian-prior run."""
+              published: Sequence[PublishedNLL] = PUBLISHED_TW, over: str = "vae") -> list[GainRow]:
+    """The gain NLL(over) - NLL(prior) of every prior of `dataset` that comes after `over` in
+    KIND_ORDER (positive: the prior is better), paired per image against the committed run of
+    `over`: the Gaussian prior by default, or e.g. over="mog" to set the VampPrior against the
+    mixture of Gaussians."""
     ours = [r for r in runs.values() if r.dataset == dataset]
-    base = next((r for r in sorted(ours, key=lambda r: r.name) if r.kind == "vae" and r.log_px is not None), None)
+    base = next((r for r in sorted(ours, key=lambda r: r.name) if r.kind == over and r.log_px is not None), None)
     if base is None:
         return []
     pub = {p.kind: p for p in published if p.dataset == dataset}
     rows = []
     for run in sorted(ours, key=lambda r: (_kind_rank(r.kind), r.name)):
-        if run.kind == "vae" or run.log_px is None:
+        if _kind_rank(run.kind) <= _kind_rank(over) or run.log_px is None:
             continue
         gain = Interval(*paired_difference(run.log_px, base.log_px))
         theirs = None
         if run.log_px_theirs is not None and base.log_px_theirs is not None:
             theirs = Interval(*paired_difference(run.log_px_theirs, base.log_px_theirs))
         paper = None
-        if "vae" in pub and run.kind in pub:
-            paper = Interval(pub["vae"].nll - pub[run.kind].nll, math.hypot(pub["vae"].spread, pub[run.kind].spread))
-        rows.append(GainRow(run.kind, run.name, gain, theirs, paper))
+        if over in pub and run.kind in pub:
+            paper = Interval(pub[over].nll - pub[run.kind].nll, math.hypot(pub[over].spread, pub[run.kind].spread))
+        unpublished = tuple(kind for kind in (run.kind, over) if kind not in pub)
+        rows.append(GainRow(run.kind, run.name, gain, theirs, paper, over, unpublished))
     return rows
 
 

@@ -11,7 +11,7 @@ import torch
 
 from .evaluate import Interval, SeedSummary
 from .notebook import table
-from .published import PRIOR_NAMES, CommittedRun, GainRow, LevelRow, PublishedNLL
+from .published import PRIOR_NAMES, CommittedRun, GainRow, LevelRow, PublishedNLL, gain_rows
 
 if TYPE_CHECKING:
     from IPython.display import Markdown
@@ -414,22 +414,34 @@ def _placement(run: "CommittedRun", published: Sequence["PublishedNLL"]) -> str:
             f"it lies {where}.")
 
 
-def _side_of_gaussian(gain: float) -> str:
-    """How a prior with this NLL gain over the Gaussian prior compares with it, in words."""
-    return _side(gain, "level with", "better than", "worse than")
+PRIOR_PHRASES = {"vae": "the Gaussian prior", "mog": "the mixture-of-Gaussians prior",
+                 "vamp": "the VampPrior", "fmog": "the factorised mixture prior"}
 
 
-def gain_sentence(rows: Sequence["GainRow"]) -> str:
+def prior_phrase(kind: str) -> str:
+    """ "the Gaussian prior", "the mixture-of-Gaussians prior", "the VampPrior" for a prior kind."""
+    return PRIOR_PHRASES.get(kind, f"the {kind} prior")
+
+
+def _versus(gain: float, over: str) -> str:
+    """ "better than the Gaussian prior by 1.84 nats per image", "worse than ...", or "level with
+    ... to two decimals", for a gain NLL(over) - NLL(prior)."""
+    side = _side(gain, "level with", "better than", "worse than")
+    amount = "to two decimals" if side == "level with" else f"by {number(abs(gain))} nats per image"
+    return f"{side} {prior_phrase(over)} {amount}"
+
+
+def gain_sentence(rows: Sequence["GainRow"], over: str = "vae") -> str:
     """The prior gains, ours against the published ones where both exist: "tw-mog is better than
-    the Gaussian prior by 1.84 nats per image (...), and by 1.82 on their test draw; ..." """
+    the Gaussian prior by 1.84 nats per image (...), and by 1.82 on their test draw; ..."
+    (`over` names the baseline only for the sentence that says there are no rows.)"""
     out = []
     for r in rows:
-        side = _side_of_gaussian(r.ours.estimate)
-        amount = "to two decimals" if side == "level with" else f"by {number(abs(r.ours.estimate))} nats per image"
-        text = (f"{r.run} is {side} the Gaussian prior {amount} "
+        side = _side(r.ours.estimate, "level with", "better than", "worse than")
+        text = (f"{r.run} is {_versus(r.ours.estimate, r.over)} "
                 f"({level_words(r.ours)} {interval_text(r.ours)}, paired over the test images)")
         if r.ours_theirs is not None:
-            there = _side_of_gaussian(r.ours_theirs.estimate)
+            there = _side(r.ours_theirs.estimate, "level with", "better than", "worse than")
             by = "to two decimals" if there == "level with" else f"by {number(abs(r.ours_theirs.estimate))}"
             text += (f", and {by} on their test draw" if there == side != "level with"
                      else f", and {there} it {by} on their test draw")
@@ -439,12 +451,46 @@ def gain_sentence(rows: Sequence["GainRow"]) -> str:
                      + ("consistent with ours within the combined uncertainty" if z <= 1.96 else
                         "more than the combined uncertainty away from ours"))
         else:
-            text += "; there is no published value for this prior on these data"
+            missing = join_names([prior_phrase(kind) for kind in r.unpublished]) or "this prior"
+            text += f"; there is no published value for {missing} on these data"
         out.append(text + ".")
     if not out:
-        return ("No gain between priors can be measured on these data yet: that needs committed runs of the "
-                "Gaussian prior and of another prior.")
+        return (f"No gain over {prior_phrase(over)} can be measured on these data yet: that needs a "
+                "committed run of it and one of another prior.")
     return " ".join(out)
+
+
+def prior_summary(rows: Sequence["GainRow"]) -> str:
+    """The gains of `rows` in one clause each, by prior rather than by run, for a conclusion:
+    "the VampPrior is better than the mixture-of-Gaussians prior by 0.23 nats per image (95%
+    interval from 0.18 to 0.29)" (lower case, no full stop; "" for no rows)."""
+    return join_names([f"{prior_phrase(r.kind)} is {_versus(r.ours.estimate, r.over)} "
+                       f"({level_words(r.ours)} {interval_text(r.ours)})" for r in rows])
+
+
+def _span(values: Sequence[int]) -> str:
+    """ "5,000" for one value, "799 to 1,064" for several."""
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
+
+
+def prior_comparison_summary(runs: dict[str, "CommittedRun"], datasets: dict[str, str]) -> str:
+    """Chapter 6's conclusion on the priors from the committed runs of the published protocol:
+    per data set (`datasets` maps its key to its printed name), each prior against the Gaussian
+    one and the VampPrior against the mixture, with how long the runs trained and how they
+    were scored."""
+    parts, used = [], []
+    for key, label in datasets.items():
+        rows = gain_rows(runs, key) + gain_rows(runs, key, over="mog")
+        if rows:
+            parts.append(f"on {label}, {prior_summary(rows)}")
+            used += [r for r in runs.values() if r.dataset == key and r.log_px is not None]
+    if not parts:
+        return "No runs of the published protocol are committed, so there is no full-strength comparison."
+    how = (f"trained for {_span([r.metrics['epochs'] for r in used])} epochs until early stopping, "
+           f"scored with k = {_span([r.metrics['iw_samples'] for r in used])} on "
+           f"{_span([r.metrics['iw_images'] for r in used])} test images, differences paired per image")
+    return f"In the committed runs of the published protocol ({how}): {'; '.join(parts)}."
 
 
 def missing_binarisation_sentence(names: Sequence[str], n_runs: int) -> str:
