@@ -423,10 +423,15 @@ def prior_phrase(kind: str) -> str:
     return PRIOR_PHRASES.get(kind, f"the {kind} prior")
 
 
+def _side_of(gain: float) -> str:
+    """ "better than", "worse than" or "level with", for a gain NLL(baseline) - NLL(prior)."""
+    return _side(gain, "level with", "better than", "worse than")
+
+
 def _versus(gain: float, over: str) -> str:
     """ "better than the Gaussian prior by 1.84 nats per image", "worse than ...", or "level with
     ... to two decimals", for a gain NLL(over) - NLL(prior)."""
-    side = _side(gain, "level with", "better than", "worse than")
+    side = _side_of(gain)
     amount = "to two decimals" if side == "level with" else f"by {number(abs(gain))} nats per image"
     return f"{side} {prior_phrase(over)} {amount}"
 
@@ -437,11 +442,11 @@ def gain_sentence(rows: Sequence["GainRow"], over: str = "vae") -> str:
     (`over` names the baseline only for the sentence that says there are no rows.)"""
     out = []
     for r in rows:
-        side = _side(r.ours.estimate, "level with", "better than", "worse than")
+        side = _side_of(r.ours.estimate)
         text = (f"{r.run} is {_versus(r.ours.estimate, r.over)} "
                 f"({level_words(r.ours)} {interval_text(r.ours)}, paired over the test images)")
         if r.ours_theirs is not None:
-            there = _side(r.ours_theirs.estimate, "level with", "better than", "worse than")
+            there = _side_of(r.ours_theirs.estimate)
             by = "to two decimals" if there == "level with" else f"by {number(abs(r.ours_theirs.estimate))}"
             text += (f", and {by} on their test draw" if there == side != "level with"
                      else f", and {there} it {by} on their test draw")
