@@ -200,6 +200,8 @@ def test_gain_table_and_sentence():
     assert "and by 2.00 on their test draw; the published gain is 2.02 ± 0.13, consistent with ours" in text
     worse = say.gain_sentence([GainRow("mog", "m", Interval(-0.5, 0.04), Interval(0.3, 0.04), None)])
     assert worse.startswith("m is worse than the Gaussian prior by 0.50 nats per image")
+    # the interval runs the way the sentence reads: a loss of 0.50, from 0.42 to 0.58
+    assert "(95% interval from 0.42 to 0.58, paired over the test images)" in worse
     assert "and better than it by 0.30 on their test draw" in worse
     level = say.gain_sentence([GainRow("mog", "m", Interval(-0.001, 0.04), Interval(-0.002, 0.04), None)])
     assert level.startswith("m is level with the Gaussian prior to two decimals (")
@@ -232,6 +234,9 @@ def test_prior_summary_names_priors_not_runs():
                          "(95% interval from " + MINUS + "0.06 to 0.06)")
     assert "tw-" not in text
     assert say.prior_summary([]) == ""
+    behind = say.prior_summary([GainRow("vamp", "v", Interval(-0.1, 0.02), None, None, over="mog")])
+    assert behind == ("the VampPrior is worse than the mixture-of-Gaussians prior by 0.10 nats per image "
+                      "(95% interval from 0.06 to 0.14)")
 
 
 def test_missing_binarisation_sentence():

@@ -4,6 +4,7 @@ the interval. Every chapter imports it as `say`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -428,6 +429,14 @@ def _side_of(gain: float) -> str:
     return _side(gain, "level with", "better than", "worse than")
 
 
+def _as_stated(gain: "Interval") -> "Interval":
+    """The gain's interval in the direction the sentence states it: "worse than ... by 0.10
+    nats (95% interval from 0.05 to 0.14)", not "by 0.10 (... from −0.14 to −0.05)"."""
+    if _side_of(gain.estimate) != "worse than":
+        return gain
+    return dataclasses.replace(gain, estimate=-gain.estimate)
+
+
 def _versus(gain: float, over: str) -> str:
     """ "better than the Gaussian prior by 1.84 nats per image", "worse than ...", or "level with
     ... to two decimals", for a gain NLL(over) - NLL(prior)."""
@@ -444,7 +453,7 @@ def gain_sentence(rows: Sequence["GainRow"], over: str = "vae") -> str:
     for r in rows:
         side = _side_of(r.ours.estimate)
         text = (f"{r.run} is {_versus(r.ours.estimate, r.over)} "
-                f"({level_words(r.ours)} {interval_text(r.ours)}, paired over the test images)")
+                f"({level_words(r.ours)} {interval_text(_as_stated(r.ours))}, paired over the test images)")
         if r.ours_theirs is not None:
             there = _side_of(r.ours_theirs.estimate)
             by = "to two decimals" if there == "level with" else f"by {number(abs(r.ours_theirs.estimate))}"
@@ -470,7 +479,7 @@ def prior_summary(rows: Sequence["GainRow"]) -> str:
     "the VampPrior is better than the mixture-of-Gaussians prior by 0.23 nats per image (95%
     interval from 0.18 to 0.29)" (lower case, no full stop; "" for no rows)."""
     return join_names([f"{prior_phrase(r.kind)} is {_versus(r.ours.estimate, r.over)} "
-                       f"({level_words(r.ours)} {interval_text(r.ours)})" for r in rows])
+                       f"({level_words(r.ours)} {interval_text(_as_stated(r.ours))})" for r in rows])
 
 
 def _span(values: Sequence[int]) -> str:
