@@ -224,6 +224,23 @@ def test_gain_over_another_prior_names_that_prior_and_what_is_unpublished():
     assert "for the VampPrior and the mixture-of-Gaussians prior on these data" in say.gain_sentence([both])
 
 
+def test_order_sentence_compares_the_signs_of_two_gains():
+    mnist = GainRow("vamp", "a", Interval(0.23, 0.03), None, None, over="mog")
+    behind = GainRow("vamp", "b", Interval(-0.1, 0.02), None, None, over="mog")
+    ahead = GainRow("vamp", "b", Interval(0.4, 0.02), None, None, over="mog")
+    unsure = GainRow("vamp", "b", Interval(0.02, 0.03), None, None, over="mog")
+    where = ("MNIST, where the VampPrior is better than the mixture-of-Gaussians prior by 0.23 nats "
+             "per image (95% interval from 0.17 to 0.29)")
+    caveat = (" Each interval covers the choice of test images, not of training: every prior has one"
+              " training run here.")
+    assert say.order_sentence(behind, mnist, "MNIST") == (
+        f"The order is the reverse of that on {where}: the better of the two priors differs between "
+        "the data sets." + caveat)
+    assert say.order_sentence(ahead, mnist, "MNIST") == f"The order is the same as that on {where}." + caveat
+    assert "do not settle whether the order" in say.order_sentence(unsure, mnist, "MNIST")
+    assert say.order_sentence(None, mnist, "MNIST") == say.order_sentence(behind, None, "MNIST") == ""
+
+
 def test_prior_summary_names_priors_not_runs():
     rows = [GainRow("mog", "tw-mog", Interval(1.84, 0.03), None, None),
             GainRow("vamp", "tw-vamp", Interval(-0.001, 0.03), None, None, over="mog")]

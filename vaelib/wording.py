@@ -474,6 +474,24 @@ def gain_sentence(rows: Sequence["GainRow"], over: str = "vae") -> str:
     return " ".join(out)
 
 
+def order_sentence(here: "GainRow | None", there: "GainRow | None", there_name: str) -> str:
+    """Whether two paired gains of the same two priors (say the VampPrior over the mixture, on
+    two data sets) have the same sign: "The order is the reverse of that on MNIST, where ..." ("" if
+    either is missing; an interval that contains zero settles no order)."""
+    if here is None or there is None:
+        return ""
+    where = (f"{prior_phrase(there.kind)} is {_versus(there.ours.estimate, there.over)} "
+             f"({level_words(there.ours)} {interval_text(_as_stated(there.ours))})")
+    if here.ours.sign == 0 or there.ours.sign == 0:
+        return (f"On {there_name}, {where}; as one of the two intervals contains zero, the data do "
+                "not settle whether the order of the two priors is the same on both.")
+    same = here.ours.sign == there.ours.sign
+    return (f"The order is {'the same as' if same else 'the reverse of'} that on {there_name}, where "
+            f"{where}" + ("." if same else ": the better of the two priors differs between the data sets.")
+            + " Each interval covers the choice of test images, not of training: every prior has one"
+            " training run here.")
+
+
 def prior_summary(rows: Sequence["GainRow"]) -> str:
     """The gains of `rows` in one clause each, by prior rather than by run, for a conclusion:
     "the VampPrior is better than the mixture-of-Gaussians prior by 0.23 nats per image (95%
