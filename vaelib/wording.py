@@ -445,6 +445,12 @@ def _versus(gain: float, over: str) -> str:
     return f"{side} {prior_phrase(over)} {amount}"
 
 
+def _compared(gain: "Interval", over: str, note: str = "") -> str:
+    """ "better than the Gaussian prior by 1.84 nats per image (95% interval from 1.78 to 1.90)",
+    the interval in the direction the words state; `note` goes inside the brackets."""
+    return f"{_versus(gain.estimate, over)} ({level_words(gain)} {interval_text(_as_stated(gain))}{note})"
+
+
 def gain_sentence(rows: Sequence["GainRow"], over: str = "vae") -> str:
     """The prior gains, ours against the published ones where both exist: "tw-mog is better than
     the Gaussian prior by 1.84 nats per image (...), and by 1.82 on their test draw; ..."
@@ -452,8 +458,7 @@ def gain_sentence(rows: Sequence["GainRow"], over: str = "vae") -> str:
     out = []
     for r in rows:
         side = _side_of(r.ours.estimate)
-        text = (f"{r.run} is {_versus(r.ours.estimate, r.over)} "
-                f"({level_words(r.ours)} {interval_text(_as_stated(r.ours))}, paired over the test images)")
+        text = f"{r.run} is {_compared(r.ours, r.over, ', paired over the test images')}"
         if r.ours_theirs is not None:
             there = _side_of(r.ours_theirs.estimate)
             by = "to two decimals" if there == "level with" else f"by {number(abs(r.ours_theirs.estimate))}"
@@ -480,8 +485,7 @@ def order_sentence(here: "GainRow | None", there: "GainRow | None", there_name: 
     either is missing; an interval that contains zero settles no order)."""
     if here is None or there is None:
         return ""
-    where = (f"{prior_phrase(there.kind)} is {_versus(there.ours.estimate, there.over)} "
-             f"({level_words(there.ours)} {interval_text(_as_stated(there.ours))})")
+    where = prior_summary([there])
     if here.ours.sign == 0 or there.ours.sign == 0:
         return (f"On {there_name}, {where}; as one of the two intervals contains zero, the data do "
                 "not settle whether the order of the two priors is the same on both.")
@@ -496,8 +500,7 @@ def prior_summary(rows: Sequence["GainRow"]) -> str:
     """The gains of `rows` in one clause each, by prior rather than by run, for a conclusion:
     "the VampPrior is better than the mixture-of-Gaussians prior by 0.23 nats per image (95%
     interval from 0.18 to 0.29)" (lower case, no full stop; "" for no rows)."""
-    return join_names([f"{prior_phrase(r.kind)} is {_versus(r.ours.estimate, r.over)} "
-                       f"({level_words(r.ours)} {interval_text(_as_stated(r.ours))})" for r in rows])
+    return join_names([f"{prior_phrase(r.kind)} is {_compared(r.ours, r.over)}" for r in rows])
 
 
 def _span(values: Sequence[int]) -> str:
